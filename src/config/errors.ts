@@ -1,0 +1,38 @@
+import type { z } from "zod";
+
+/** One problem with an input document, located by a field path such as `rules[0].backendRefs[1].weight`. */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** Renders a path of keys and indices the way users write it: `rules[0].matches[2].path.value`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else {
+      const name = String(key);
+      out += out === "" ? name : /^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+    }
+  }
+  return out;
+}
+
+/** Flattens zod issues into field errors; every problem is reported, not just the first. */
+export function zodToFieldErrors(error: z.ZodError, prefix: ReadonlyArray<PropertyKey> = []): FieldError[] {
+  const out: FieldError[] = [];
+  for (const issue of error.issues) {
+    const path = formatPath([...prefix, ...issue.path]);
+    out.push({ path: path === "" ? "body" : path, message: issue.message });
+  }
+  return out;
+}
+
+/** Thrown where a caller must see field errors (admin API and declarative config turn it into a 400). */
+export class ValidationError extends Error {
+  constructor(readonly errors: FieldError[]) {
+    super(errors.map((e) => `${e.path}: ${e.message}`).join("; "));
+    this.name = "ValidationError";
+  }
+}

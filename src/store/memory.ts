@@ -1,0 +1,144 @@
+// Embedded store: the default for a single Node process, development and tests.
+// Every method runs to completion synchronously, so each write is atomic.
+import type { Cluster, Route } from "../config/schemas.ts";
+import { canonicalJson } from "../util/canonical-json.ts";
+import {
+  DEFAULT_MAX_REVISIONS,
+  PreconditionFailedError,
+  type ChangeEvent,
+  type Precondition,
+  type PutResult,
+  type RevisionRecord,
+  type Store,
+  type StoredCluster,
+  type StoredRoute,
+  type StoreSnapshot,
+  type WriteMeta,
+} from "./types.ts";
+
+interface RouteState {
+  current: StoredRoute | null;
+  seq: number;
+  history: RevisionRecord[]; // newest first
+}
+
+export class MemoryStore implements Store {
+  readonly kind = "memory" as const;
+  private clusters = new Map<string, StoredCluster>();
+  private routes = new Map<string, RouteState>();
+  private ver = 0;
+  private listeners = new Set<(e: ChangeEvent) => void>();
+
+  constructor(private readonly opts: { maxRevisions?: number; now?: () => Date } = {}) {}
+
+  private now(): string {
+    return (this.opts.now?.() ?? new Date()).toISOString();
+  }
+
+  private changed(kind: ChangeEvent["kind"], name: string): void {
+    this.ver += 1;
+    const event = { kind, name, version: this.ver };
+    // Deliver asynchronously, as pub/sub would, so listeners never run inside a write.
+    for (const l of this.listeners) queueMicrotask(() => l(event));
+  }
+
+  async listClusters(): Promise<StoredCluster[]> {
+    return [...this.clusters.values()].sort((a, b) => a.name.localeCompare(b.name)).map(clone);
+  }
+  async getCluster(name: string): Promise<StoredCluster | null> {
+    const c = this.clusters.get(name);
+    return c ? clone(c) : null;
+  }
+  async putCluster(name: string, spec: Cluster): Promise<{ cluster: StoredCluster; created: boolean; changed: boolean }> {
+    const prev = this.clusters.get(name);
+    if (prev && canonicalJson(prev.spec) === canonicalJson(spec)) return { cluster: clone(prev), created: false, changed: false };
+    const cluster = { name, spec: clone(spec), updatedAt: this.now() };
+    this.clusters.set(name, cluster);
+    this.changed("cluster", name);
+    return { cluster: clone(cluster), created: !prev, changed: true };
+  }
+  async deleteCluster(name: string): Promise<boolean> {
+    if (!this.clusters.delete(name)) return false;
+    this.changed("cluster", name);
+    return true;
+  }
+
+  async listRoutes(): Promise<StoredRoute[]> {
+    return [...this.routes.values()]
+      .flatMap((s) => (s.current ? [clone(s.current)] : []))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+  async getRoute(name: string): Promise<StoredRoute | null> {
+    const cur = this.routes.get(name)?.current;
+    return cur ? clone(cur) : null;
+  }
+
+  async putRoute(name: string, spec: Route, pre: Precondition, meta: WriteMeta): Promise<PutResult> {
+    const state = this.routes.get(name) ?? { current: null, seq: 0, history: [] };
+    checkPrecondition(pre, state.current?.revision ?? 0);
+    if (state.current && meta.action !== "rollback" && canonicalJson(state.current.spec) === canonicalJson(spec))
+      return { outcome: "unchanged", route: clone(state.current) };
+    const created = state.current === null;
+    const revision = state.seq + 1;
+    const at = this.now();
+    const route: StoredRoute = { name, revision, spec: clone(spec), updatedAt: at };
+    const action = meta.action ?? (created ? "create" : "update");
+    const record: RevisionRecord = { revision, action, at, actor: meta.actor, spec: clone(spec) };
+    if (meta.restoredFrom !== undefined) record.restoredFrom = meta.restoredFrom;
+    this.routes.set(name, { current: route, seq: revision, history: [record, ...state.history].slice(0, this.maxRevisions) });
+    this.changed("route", name);
+    return { outcome: created ? "created" : "updated", route: clone(route) };
+  }
+
+  async deleteRoute(name: string, pre: Precondition, meta: WriteMeta): Promise<number | null> {
+    const state = this.routes.get(name);
+    checkPrecondition(pre, state?.current?.revision ?? 0);
+    if (!state?.current) return null;
+    const last = state.current.revision;
+    const revision = state.seq + 1;
+    const record: RevisionRecord = { revision, action: "delete", at: this.now(), actor: meta.actor };
+    this.routes.set(name, { current: null, seq: revision, history: [record, ...state.history].slice(0, this.maxRevisions) });
+    this.changed("route", name);
+    return last;
+  }
+
+  async listRevisions(name: string): Promise<RevisionRecord[]> {
+    return (this.routes.get(name)?.history ?? []).map(clone);
+  }
+  async getRevision(name: string, revision: number): Promise<RevisionRecord | null> {
+    const r = this.routes.get(name)?.history.find((h) => h.revision === revision);
+    return r ? clone(r) : null;
+  }
+
+  async version(): Promise<number> {
+    return this.ver;
+  }
+  async snapshot(): Promise<StoreSnapshot> {
+    return { version: this.ver, clusters: await this.listClusters(), routes: await this.listRoutes() };
+  }
+  async subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>> {
+    this.listeners.add(listener);
+    return async () => {
+      this.listeners.delete(listener);
+    };
+  }
+  async ping(): Promise<void> {}
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+
+  private get maxRevisions(): number {
+    return this.opts.maxRevisions ?? DEFAULT_MAX_REVISIONS;
+  }
+}
+
+/** Shared by both stores so they agree on what a precondition means. */
+export function checkPrecondition(pre: Precondition, current: number): void {
+  if (pre.ifNoneMatch === "*" && current !== 0) throw new PreconditionFailedError(current);
+  if (pre.ifMatch === "*" && current === 0) throw new PreconditionFailedError(current);
+  if (typeof pre.ifMatch === "number" && pre.ifMatch !== current) throw new PreconditionFailedError(current);
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}

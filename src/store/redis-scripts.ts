@@ -1,0 +1,83 @@
+// Lua scripts for atomic writes. Every key a script touches carries the same hash tag
+// ({r:<route>} or {meta}), so each script runs in one slot and also works on Redis Cluster.
+
+/**
+ * Conditional, revisioned route write or delete.
+ * KEYS: 1 current pointer, 2 revision sequence, 3 history list.
+ * ARGV: 1 mode (any|match|absent|present), 2 expected revision, 3 spec JSON ("" = delete),
+ *       4 record JSON (action, at, actor, ...), 5 snapshot key prefix (same hash tag; a snapshot is a hash
+ *       {spec, at}), 6 max revisions,
+ *       7 "1" to write even when the spec is unchanged (rollback).
+ * Returns {status, revision}: status 0 precondition failed (revision = current), 1 written over an
+ *         existing route (or deleted), 2 nothing to delete, 3 unchanged (revision = current), 4 created.
+ */
+export const ROUTE_WRITE = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local mode = ARGV[1]
+if (mode == 'match' and cur ~= tonumber(ARGV[2])) or (mode == 'absent' and cur ~= 0) or (mode == 'present' and cur == 0) then
+  return {0, cur}
+end
+local spec = ARGV[3]
+local prefix = ARGV[5]
+if spec == '' then
+  if cur == 0 then return {2, 0} end
+elseif cur ~= 0 and ARGV[7] ~= '1' and redis.call('HGET', prefix .. cur, 'spec') == spec then
+  return {3, cur}
+end
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seq < cur then seq = cur end
+local rev = seq + 1
+redis.call('SET', KEYS[2], rev)
+local rec = cjson.decode(ARGV[4])
+rec['revision'] = rev
+if spec == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', prefix .. rev, 'spec', spec, 'at', rec['at'])
+  redis.call('SET', KEYS[1], rev)
+  if cur == 0 and rec['action'] == 'update' then rec['action'] = 'create' end
+end
+redis.call('LPUSH', KEYS[3], cjson.encode(rec))
+local max = tonumber(ARGV[6])
+local extra = redis.call('LRANGE', KEYS[3], max, -1)
+for _, raw in ipairs(extra) do
+  local old = cjson.decode(raw)
+  if old['revision'] ~= rev then redis.call('DEL', prefix .. old['revision']) end
+end
+redis.call('LTRIM', KEYS[3], 0, max - 1)
+if rec['action'] == 'create' then return {4, rev} end
+return {1, rev}
+`;
+
+/**
+ * Cluster write or delete, with the global version bump, in one step. Specs are canonical JSON,
+ * so an unchanged spec is detected by comparing strings.
+ * KEYS: 1 specs hash, 2 updatedAt hash, 3 version counter. ARGV: 1 name, 2 spec JSON ("" = delete), 3 updatedAt.
+ * Returns {status, version}: status 0 nothing changed, 1 created, 2 replaced, 3 deleted.
+ */
+export const CLUSTER_WRITE = `
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  if not prev then return {0, 0} end
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return {3, redis.call('INCR', KEYS[3])}
+end
+if prev == ARGV[2] then return {0, 0} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local v = redis.call('INCR', KEYS[3])
+if prev then return {2, v} end
+return {1, v}
+`;
+
+/**
+ * Reads a route's current pointer and its snapshot atomically.
+ * KEYS: 1 current pointer. ARGV: 1 snapshot key prefix. Returns nil or {revision, spec, at}.
+ */
+export const ROUTE_READ = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return nil end
+local snap = redis.call('HMGET', ARGV[1] .. cur, 'spec', 'at')
+return {cur, snap[1], snap[2]}
+`;

@@ -1,0 +1,302 @@
+// Redis store on ioredis. Writes go through Lua scripts (src/store/redis-scripts.ts) so a route's
+// precondition check, snapshot, pointer move and history entry happen all or nothing.
+import { Redis, type RedisOptions } from "ioredis";
+import { parseCluster, parseRoute } from "../config/validate.ts";
+import type { Cluster, Route } from "../config/schemas.ts";
+import { canonicalJson } from "../util/canonical-json.ts";
+import { CLUSTER_WRITE, ROUTE_READ, ROUTE_WRITE } from "./redis-scripts.ts";
+import {
+  DEFAULT_MAX_REVISIONS,
+  PreconditionFailedError,
+  StoreUnavailableError,
+  type ChangeEvent,
+  type Precondition,
+  type PutResult,
+  type RevisionRecord,
+  type Store,
+  type StoredCluster,
+  type StoredRoute,
+  type StoreSnapshot,
+  type WriteMeta,
+} from "./types.ts";
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Key prefix, so several gateways (or test runs) can share one Redis. */
+  prefix?: string;
+  maxRevisions?: number;
+  /** Per-command timeout; a store that does not answer in time counts as unreachable. */
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  now?: () => Date;
+  onError?: (err: Error) => void;
+}
+
+type ScriptRunner = (numKeys: number, ...args: (string | number)[]) => Promise<[number, number]>;
+
+export class RedisStore implements Store {
+  readonly kind = "redis" as const;
+  private readonly client: Redis;
+  private subscriber: Redis | null = null;
+  private readonly p: string;
+  private readonly routeWrite: ScriptRunner;
+  private readonly clusterWrite: ScriptRunner;
+  private readonly routeRead: (numKeys: number, ...args: string[]) => Promise<[string, string | null, string | null] | null>;
+
+  constructor(private readonly opts: RedisStoreOptions) {
+    this.p = opts.prefix ?? "isthmus";
+    this.client = new Redis(opts.url, redisOptions(opts));
+    this.client.on("error", (err: Error) => opts.onError?.(err));
+    this.client.defineCommand("isthmusRouteWrite", { lua: ROUTE_WRITE });
+    this.client.defineCommand("isthmusClusterWrite", { lua: CLUSTER_WRITE });
+    this.client.defineCommand("isthmusRouteRead", { lua: ROUTE_READ });
+    const commands = this.client as unknown as Record<string, ScriptRunner>;
+    this.routeRead = (commands.isthmusRouteRead as unknown as RedisStore["routeRead"]).bind(this.client);
+    this.routeWrite = (commands.isthmusRouteWrite as ScriptRunner).bind(this.client);
+    this.clusterWrite = (commands.isthmusClusterWrite as ScriptRunner).bind(this.client);
+  }
+
+  /** Resolves once connected; rejects when Redis cannot be reached now (the client keeps retrying). */
+  async connect(): Promise<void> {
+    if (this.client.status === "ready") return;
+    await this.call(() => this.client.connect().catch((err: Error) => {
+      if (/already connect/i.test(err.message)) return waitReady(this.client, this.opts.connectTimeoutMs ?? 2000);
+      throw err;
+    }));
+  }
+
+  // ---------------------------------------------------------------- keys
+  private get metaKeys() {
+    const t = `${this.p}:{meta}`;
+    return { clusters: `${t}:clusters`, clustersAt: `${t}:clusters-at`, version: `${t}:version`, routes: `${t}:routes` };
+  }
+  private routeKeys(name: string) {
+    const t = `${this.p}:{r:${name}}`;
+    return { current: `${t}:current`, seq: `${t}:seq`, history: `${t}:history`, revPrefix: `${t}:rev:` };
+  }
+  private get channel(): string {
+    return `${this.p}:changes`;
+  }
+
+  // ---------------------------------------------------------------- clusters
+  async listClusters(): Promise<StoredCluster[]> {
+    const k = this.metaKeys;
+    const [specs, ats] = await this.call(() => Promise.all([this.client.hgetall(k.clusters), this.client.hgetall(k.clustersAt)]));
+    return Object.entries(specs)
+      .map(([name, json]) => ({ name, spec: parseCluster(JSON.parse(json)), updatedAt: ats[name] ?? "" }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+  async getCluster(name: string): Promise<StoredCluster | null> {
+    const k = this.metaKeys;
+    const [json, at] = await this.call(() => Promise.all([this.client.hget(k.clusters, name), this.client.hget(k.clustersAt, name)]));
+    return json === null ? null : { name, spec: parseCluster(JSON.parse(json)), updatedAt: at ?? "" };
+  }
+  async putCluster(name: string, spec: Cluster): Promise<{ cluster: StoredCluster; created: boolean; changed: boolean }> {
+    const k = this.metaKeys;
+    const at = this.now();
+    const [status, version] = await this.call(() =>
+      this.clusterWrite(3, k.clusters, k.clustersAt, k.version, name, canonicalJson(spec), at),
+    );
+    if (status === 0) {
+      const existing = await this.getCluster(name);
+      if (existing) return { cluster: existing, created: false, changed: false };
+    } else await this.publish({ kind: "cluster", name, version });
+    return { cluster: { name, spec, updatedAt: at }, created: status === 1, changed: status !== 0 };
+  }
+  async deleteCluster(name: string): Promise<boolean> {
+    const k = this.metaKeys;
+    const [status, version] = await this.call(() => this.clusterWrite(3, k.clusters, k.clustersAt, k.version, name, "", ""));
+    if (status !== 3) return false;
+    await this.publish({ kind: "cluster", name, version });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- routes
+  async listRoutes(): Promise<StoredRoute[]> {
+    const names = await this.call(() => this.client.smembers(this.metaKeys.routes));
+    const routes = await Promise.all(names.map((n) => this.getRoute(n)));
+    return routes.filter((r): r is StoredRoute => r !== null).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getRoute(name: string): Promise<StoredRoute | null> {
+    const k = this.routeKeys(name);
+    const res = await this.call(() => this.routeRead(1, k.current, k.revPrefix));
+    if (!res || !res[1]) return null;
+    return { name, revision: Number(res[0]), spec: parseRoute(JSON.parse(res[1])), updatedAt: res[2] ?? "" };
+  }
+
+  async putRoute(name: string, spec: Route, pre: Precondition, meta: WriteMeta): Promise<PutResult> {
+    const k = this.routeKeys(name);
+    const at = this.now();
+    const record: Omit<RevisionRecord, "revision"> = { action: meta.action ?? "update", at, actor: meta.actor };
+    if (meta.restoredFrom !== undefined) record.restoredFrom = meta.restoredFrom;
+    await this.call(() => this.client.sadd(this.metaKeys.routes, name));
+    const [status, revision] = await this.call(() =>
+      this.routeWrite(3, k.current, k.seq, k.history, ...conditionArgs(pre), canonicalJson(spec), JSON.stringify(record), k.revPrefix, this.maxRevisions, meta.action === "rollback" ? "1" : "0"),
+    );
+    if (status === 0) throw new PreconditionFailedError(revision);
+    if (status === 3) {
+      const route = await this.getRoute(name);
+      if (route) return { outcome: "unchanged", route };
+    }
+    await this.bumpAndPublish("route", name);
+    return { outcome: status === 4 ? "created" : "updated", route: { name, revision, spec, updatedAt: at } };
+  }
+
+  async deleteRoute(name: string, pre: Precondition, meta: WriteMeta): Promise<number | null> {
+    const k = this.routeKeys(name);
+    const before = await this.call(() => this.client.get(k.current));
+    const record = { action: "delete", at: this.now(), actor: meta.actor };
+    const [status, revision] = await this.call(() =>
+      this.routeWrite(3, k.current, k.seq, k.history, ...conditionArgs(pre), "", JSON.stringify(record), k.revPrefix, this.maxRevisions, "0"),
+    );
+    if (status === 0) throw new PreconditionFailedError(revision);
+    if (status === 2) return null;
+    await this.bumpAndPublish("route", name);
+    return Number(before ?? revision - 1);
+  }
+
+  async listRevisions(name: string): Promise<RevisionRecord[]> {
+    const k = this.routeKeys(name);
+    const raw = await this.call(() => this.client.lrange(k.history, 0, -1));
+    const records = raw.map((r) => JSON.parse(r) as RevisionRecord);
+    const specs = await this.call(() => Promise.all(records.map((r) => this.client.hget(`${k.revPrefix}${r.revision}`, "spec"))));
+    return records.map((r, i) => withSpec(r, specs[i]));
+  }
+
+  async getRevision(name: string, revision: number): Promise<RevisionRecord | null> {
+    return (await this.listRevisions(name)).find((r) => r.revision === revision) ?? null;
+  }
+
+  // ---------------------------------------------------------------- change feed
+  async version(): Promise<number> {
+    return Number((await this.call(() => this.client.get(this.metaKeys.version))) ?? 0);
+  }
+
+  async snapshot(): Promise<StoreSnapshot> {
+    // Version first: whatever is read after it is at least that new, so a reader that later sees
+    // a higher version reloads and never settles on stale data.
+    const version = await this.version();
+    const [clusters, routes] = await Promise.all([this.listClusters(), this.listRoutes()]);
+    return { version, clusters, routes };
+  }
+
+  async subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>> {
+    if (!this.subscriber) {
+      const sub = this.client.duplicate({ enableOfflineQueue: true, lazyConnect: true });
+      sub.on("error", (err: Error) => this.opts.onError?.(err));
+      this.subscriber = sub;
+    }
+    const sub = this.subscriber;
+    let firstReady = true;
+    const onMessage = (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      try {
+        const e = JSON.parse(message) as ChangeEvent;
+        listener({ kind: e.kind, name: String(e.name), version: Number(e.version) });
+      } catch {
+        listener({ kind: "resync", name: "*", version: -1 });
+      }
+    };
+    // After a reconnect, messages published while we were away are lost: ask for a full reload.
+    const onReady = () => {
+      if (firstReady) firstReady = false;
+      else listener({ kind: "resync", name: "*", version: -1 });
+    };
+    sub.on("message", onMessage);
+    sub.on("ready", onReady);
+    if (sub.status === "wait") await sub.connect().catch(() => undefined);
+    await sub.subscribe(this.channel).catch(() => undefined);
+    return async () => {
+      sub.off("message", onMessage);
+      sub.off("ready", onReady);
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.call(() => this.client.ping());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([quit(this.client), this.subscriber ? quit(this.subscriber) : Promise.resolve()]);
+  }
+
+  /** Connection state as ioredis reports it, for readiness. */
+  get connected(): boolean {
+    return this.client.status === "ready";
+  }
+
+  // ---------------------------------------------------------------- helpers
+  private async bumpAndPublish(kind: ChangeEvent["kind"], name: string): Promise<void> {
+    const version = await this.call(() => this.client.incr(this.metaKeys.version));
+    await this.publish({ kind, name, version });
+  }
+  private async publish(event: ChangeEvent): Promise<void> {
+    // A lost notification is not fatal: readers poll the version as a safety net.
+    await this.client.publish(this.channel, JSON.stringify(event)).catch(() => undefined);
+  }
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) throw err;
+      throw new StoreUnavailableError(`redis: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  private now(): string {
+    return (this.opts.now?.() ?? new Date()).toISOString();
+  }
+  private get maxRevisions(): number {
+    return this.opts.maxRevisions ?? DEFAULT_MAX_REVISIONS;
+  }
+}
+
+function conditionArgs(pre: Precondition): [string, string] {
+  if (pre.ifNoneMatch === "*") return ["absent", "0"];
+  if (pre.ifMatch === "*") return ["present", "0"];
+  if (typeof pre.ifMatch === "number") return ["match", String(pre.ifMatch)];
+  return ["any", "0"];
+}
+
+function withSpec(record: RevisionRecord, spec: string | null | undefined): RevisionRecord {
+  if (spec === null || spec === undefined) return record;
+  return { ...record, spec: parseRoute(JSON.parse(spec)) };
+}
+
+function redisOptions(opts: RedisStoreOptions): RedisOptions {
+  return {
+    lazyConnect: true,
+    // Fail fast instead of queueing: the data plane never waits on the store, and admin writes
+    // get a clear 503 rather than hanging while Redis is away.
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs ?? 1000,
+    connectTimeout: opts.connectTimeoutMs ?? 2000,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  };
+}
+
+function waitReady(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === "ready") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      client.off("ready", onReady);
+      reject(new Error("timed out waiting for redis"));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    client.once("ready", onReady);
+  });
+}
+
+async function quit(client: Redis): Promise<void> {
+  try {
+    if (client.status === "ready") await client.quit();
+    else client.disconnect();
+  } catch {
+    client.disconnect();
+  }
+}

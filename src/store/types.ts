@@ -1,0 +1,109 @@
+// The store port: where clusters and routes live. Two implementations share one contract
+// (test/integration/store-contract.test.ts): an embedded in-memory store and a Redis store.
+import type { Cluster, Route } from "../config/schemas.ts";
+
+export interface StoredCluster {
+  name: string;
+  spec: Cluster;
+  updatedAt: string;
+}
+
+export interface StoredRoute {
+  name: string;
+  /** Monotonic per route, never reused, also across delete and re-create. */
+  revision: number;
+  spec: Route;
+  updatedAt: string;
+}
+
+export type RevisionAction = "create" | "update" | "rollback" | "delete";
+
+export interface RevisionRecord {
+  revision: number;
+  action: RevisionAction;
+  at: string;
+  actor: string;
+  /** The route as of this revision; absent for a delete, or when the snapshot was trimmed. */
+  spec?: Route;
+  /** For a rollback: the revision whose spec was restored. */
+  restoredFrom?: number;
+}
+
+/**
+ * A conditional write. `ifMatch` is the revision the caller last saw (HTTP If-Match);
+ * `ifNoneMatch: "*"` means create only; `ifMatch: "*"` means the route must exist.
+ */
+export interface Precondition {
+  ifMatch?: number | "*";
+  ifNoneMatch?: "*";
+}
+
+export interface WriteMeta {
+  actor: string;
+  action?: "rollback";
+  restoredFrom?: number;
+}
+
+export type PutResult =
+  | { outcome: "created" | "updated"; route: StoredRoute }
+  /** The spec equals the current one: no new revision (declarative apply is idempotent). */
+  | { outcome: "unchanged"; route: StoredRoute };
+
+export interface ChangeEvent {
+  /** `resync`: notifications may have been missed (e.g. the subscriber reconnected); reload everything. */
+  kind: "route" | "cluster" | "resync";
+  name: string;
+  version: number;
+}
+
+export interface StoreSnapshot {
+  version: number;
+  clusters: StoredCluster[];
+  routes: StoredRoute[];
+}
+
+export interface Store {
+  readonly kind: "memory" | "redis";
+
+  listClusters(): Promise<StoredCluster[]>;
+  getCluster(name: string): Promise<StoredCluster | null>;
+  /** Creates or replaces a cluster; `changed` is false when the spec was already stored. */
+  putCluster(name: string, spec: Cluster): Promise<{ cluster: StoredCluster; created: boolean; changed: boolean }>;
+  deleteCluster(name: string): Promise<boolean>;
+
+  listRoutes(): Promise<StoredRoute[]>;
+  getRoute(name: string): Promise<StoredRoute | null>;
+  /** Atomic and revisioned: checks the precondition, writes an immutable snapshot, moves the pointer, records history. */
+  putRoute(name: string, spec: Route, pre: Precondition, meta: WriteMeta): Promise<PutResult>;
+  /** Returns the deleted route's last revision, or null when there was none. */
+  deleteRoute(name: string, pre: Precondition, meta: WriteMeta): Promise<number | null>;
+  /** Newest first. Bounded: only the last `maxRevisions` are kept. */
+  listRevisions(name: string): Promise<RevisionRecord[]>;
+  getRevision(name: string, revision: number): Promise<RevisionRecord | null>;
+
+  /** Changes on every effective write; readers compare it to know whether to reload. */
+  version(): Promise<number>;
+  snapshot(): Promise<StoreSnapshot>;
+  /** Change notifications (pub/sub for Redis). Delivery is best effort: readers also poll version(). */
+  subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The precondition did not hold; `current` is the route's current revision (0 when absent). */
+export class PreconditionFailedError extends Error {
+  constructor(readonly current: number) {
+    super(current === 0 ? "the route does not exist" : `the route is at revision ${current}`);
+    this.name = "PreconditionFailedError";
+  }
+}
+
+/** The store could not be reached or did not answer in time. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "StoreUnavailableError";
+  }
+}
+
+export const DEFAULT_MAX_REVISIONS = 100;
