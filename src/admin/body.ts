@@ -1,0 +1,51 @@
+// Reads an admin request body: JSON only, bounded in size, every problem a 400 with a path.
+import { ValidationError } from "../config/errors.ts";
+
+export const MAX_ADMIN_BODY_BYTES = 1_048_576;
+
+const fail = (path: string, message: string): never => {
+  throw new ValidationError([{ path, message }]);
+};
+
+export async function readJsonBody(req: Request, limit = MAX_ADMIN_BODY_BYTES): Promise<unknown> {
+  const type = (req.headers.get("content-type") ?? "").toLowerCase();
+  const [mime, ...params] = type.split(";").map((s) => s.trim());
+  if (mime !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(mime ?? ""))
+    fail("headers.content-type", `must be application/json, not "${type || "(none)"}"`);
+  const charset = params.find((p) => p.startsWith("charset="));
+  if (charset && !/^charset="?utf-8"?$/.test(charset)) fail("headers.content-type", "charset must be utf-8");
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) fail("body", `must be at most ${limit} bytes`);
+  if (!req.body) fail("body", "is required");
+  const reader = (req.body as ReadableStream<Uint8Array>).getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      fail("body", `must be at most ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    bytes.set(c, off);
+    off += c.byteLength;
+  }
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    fail("body", "is not valid UTF-8");
+  }
+  if (text.trim() === "") fail("body", "is required");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    return fail("body", `is not valid JSON: ${(err as Error).message}`);
+  }
+}

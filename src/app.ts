@@ -1,0 +1,100 @@
+// Composes the one Hono app that every runtime serves. Runtime specifics come in through ports.
+import { Hono, type Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { registerClusterRoutes } from "./admin/clusters.ts";
+import { createAdminAuth } from "./admin/auth.ts";
+import { etag } from "./admin/conditional.ts";
+import { registerExplainRoute } from "./admin/explain.ts";
+import { registerHealthRoutes } from "./admin/health.ts";
+import { registerRouteRoutes } from "./admin/routes.ts";
+import { ValidationError } from "./config/errors.ts";
+import { problem, problemType } from "./http/problem.ts";
+import { handleDataPlane } from "./proxy/forward.ts";
+import type { BodySource, UpstreamClient } from "./proxy/upstream.ts";
+import type { RoutingState } from "./routing/routing-state.ts";
+import { PreconditionFailedError, StoreUnavailableError, type Store } from "./store/types.ts";
+import { errorMessage, type Logger } from "./util/log.ts";
+
+/** What a runtime knows about the connection that the web Request does not carry. */
+export interface ConnectionFacts {
+  clientAddress: string;
+  proto: "http" | "https";
+  /** The request body as this runtime streams it best (Node: the IncomingMessage itself). */
+  body: BodySource | null;
+}
+
+export interface AppPorts {
+  store: Store;
+  routing: RoutingState;
+  upstream: UpstreamClient;
+  log: Logger;
+  /** Bearer token of the admin API; unset refuses every admin call. */
+  adminToken: string | undefined;
+  connection(c: Context): ConnectionFacts;
+}
+
+export function createApp(ports: AppPorts): Hono {
+  const { log } = ports;
+  const app = new Hono();
+  const onError = (err: Error) => errorResponse(err, log);
+
+  const internal = new Hono();
+  registerHealthRoutes(internal, ports);
+
+  const admin = new Hono();
+  const authorize = createAdminAuth(ports.adminToken);
+  admin.use("*", async (c, next) => {
+    const auth = await authorize(c.req.header("authorization") ?? null);
+    if (!auth.ok) {
+      log.warn("admin request refused", { reason: auth.reason, method: c.req.method, path: c.req.path });
+      return problem(
+        {
+          type: problemType("unauthorized"),
+          title: "Unauthorized",
+          status: 401,
+          detail: auth.reason === "not-configured" ? "the admin API is disabled: set ISTHMUS_ADMIN_TOKEN" : "a valid admin bearer token is required",
+        },
+        { "www-authenticate": 'Bearer realm="isthmus-admin"' },
+      );
+    }
+    await next();
+    c.header("cache-control", "no-store");
+  });
+  registerClusterRoutes(admin, ports);
+  registerRouteRoutes(admin, ports);
+  registerExplainRoute(admin, ports);
+  admin.onError(onError);
+  internal.onError(onError);
+
+  app.route("/_isthmus/v1", admin);
+  app.route("/_isthmus", internal);
+  const unknown = (c: Context) => problem({ type: problemType("not-found"), title: "Not found", status: 404, detail: `${c.req.method} ${c.req.path} is not an isthmus endpoint` });
+  app.all("/_isthmus/*", unknown);
+  app.all("/.well-known/*", unknown);
+
+  app.all("*", (c) => {
+    const conn = ports.connection(c);
+    return handleDataPlane(ports, { request: c.req.raw, url: new URL(c.req.url), clientAddress: conn.clientAddress, proto: conn.proto, body: conn.body });
+  });
+  app.onError(onError);
+  return app;
+}
+
+function errorResponse(err: Error, log: Logger): Response {
+  if (err instanceof ValidationError) {
+    return problem({ type: problemType("validation"), title: "Invalid request", status: 400, detail: `${err.errors.length} problem(s) with the request`, errors: err.errors });
+  }
+  if (err instanceof PreconditionFailedError) {
+    return problem(
+      { type: problemType("precondition-failed"), title: "Precondition failed", status: 412, detail: `If-Match did not hold: ${err.message}`, currentRevision: err.current },
+      err.current > 0 ? { etag: etag(err.current) } : {},
+    );
+  }
+  if (err instanceof StoreUnavailableError) {
+    log.warn("store unavailable for an admin call", { error: err.message });
+    return problem({ type: problemType("store-unavailable"), title: "Store unavailable", status: 503, detail: "the configuration store cannot be reached; the data plane keeps serving the last good routing table. Retry the write later." }, { "retry-after": "1" });
+  }
+  if (err instanceof HTTPException) return err.getResponse();
+  log.error("unexpected error", { error: errorMessage(err), stack: err.stack });
+  return problem({ type: problemType("internal"), title: "Internal error", status: 500, detail: "unexpected error; see the gateway log" });
+}

@@ -1,0 +1,141 @@
+// The data plane: match the request, choose a backend, forward it, answer with problem+json
+// when that fails. Web-standard only; the runtime supplies the upstream client and request facts.
+import { problem, problemType } from "../http/problem.ts";
+import { pickWeighted } from "../routing/choose.ts";
+import { matchRequest, normalizeHost, type RequestFacts } from "../routing/match.ts";
+import type { CompiledBackend, CompiledMatch, CompiledRule, RoutingTable } from "../routing/table.ts";
+import { errorMessage, type Logger } from "../util/log.ts";
+import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import { UpstreamError, type BodySource, type UpstreamClient } from "./upstream.ts";
+
+export interface DataPlaneDeps {
+  routing: { readonly current: RoutingTable };
+  upstream: UpstreamClient;
+  log: Logger;
+  random?: () => number;
+}
+
+export interface IncomingRequest {
+  request: Request;
+  url: URL;
+  clientAddress: string;
+  proto: "http" | "https";
+  /** The request body as the runtime can stream it best, or null when there is none. */
+  body: BodySource | null;
+  /** Verified claims of the caller, when identity is established (used by jwtClaim session keys). */
+  claims?: Readonly<Record<string, unknown>>;
+}
+
+export const ROUTE_REVISION_HEADER = "x-isthmus-route-revision";
+
+export function requestFacts(req: Request, url: URL): RequestFacts {
+  const headers = req.headers;
+  let query: URLSearchParams | null = null;
+  return {
+    host: normalizeHost(headers.get("host") ?? url.host),
+    path: url.pathname,
+    method: req.method,
+    header: (n) => headers.get(n) ?? undefined,
+    query: (n) => (query ??= url.searchParams).get(n) ?? undefined,
+  };
+}
+
+export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest): Promise<Response> {
+  const table = deps.routing.current;
+  const facts = requestFacts(inc.request, inc.url);
+  const match = matchRequest(table, facts);
+  if (!match) {
+    return problem({
+      type: problemType("no-route"),
+      title: "No route",
+      status: 404,
+      detail: `no route matches host "${facts.host}" and path "${facts.path}"`,
+    });
+  }
+  const rule = match.rule;
+  const backend = chooseBackend(rule, inc, deps.random ?? Math.random);
+  const revisionHeader = { [ROUTE_REVISION_HEADER]: String(rule.revision) };
+  if (!backend) {
+    return problem({ type: problemType("no-backend"), title: "No backend available", status: 503, detail: `every backend of rule ${rule.name} of route ${rule.route} has weight 0` }, revisionHeader);
+  }
+  if (!backend.target) {
+    return problem({ type: problemType("unknown-cluster"), title: "Backend cluster not registered", status: 503, detail: `cluster "${backend.cluster}" of route ${rule.route} is not registered` }, revisionHeader);
+  }
+  return forwardTo(deps, inc, match, backend, inc.request.headers.get("host") ?? inc.url.host, revisionHeader);
+}
+
+export function stickyKey(rule: CompiledRule, req: Request, claims?: Readonly<Record<string, unknown>>): string | undefined {
+  for (const k of rule.sessionKeys) {
+    let v: string | undefined;
+    if ("header" in k) v = req.headers.get(k.header) ?? undefined;
+    else if ("cookie" in k) v = cookieValue(req.headers.get("cookie"), k.cookie);
+    else {
+      const c = claims?.[k.jwtClaim];
+      v = typeof c === "string" || typeof c === "number" ? String(c) : undefined;
+    }
+    if (v !== undefined && v !== "") return v;
+  }
+  return undefined;
+}
+
+export function chooseBackend(rule: CompiledRule, inc: IncomingRequest, random: () => number): CompiledBackend | null {
+  let i = -1;
+  if (rule.sticky) {
+    const key = stickyKey(rule, inc.request, inc.claims);
+    if (key !== undefined) i = rule.sticky.pick(key);
+    else i = pickWeighted(rule.backends, random());
+  } else i = pickWeighted(rule.backends, random());
+  return i >= 0 ? (rule.backends[i] ?? null) : null;
+}
+
+async function forwardTo(deps: DataPlaneDeps, inc: IncomingRequest, match: CompiledMatch, backend: CompiledBackend, host: string, extraHeaders: Record<string, string>): Promise<Response> {
+  const rule = match.rule;
+  const target = backend.target as NonNullable<CompiledBackend["target"]>;
+  const url = `${target.base}${inc.url.pathname}${inc.url.search}`;
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(new UpstreamError("timeout", `request timeout of ${rule.requestTimeoutMs}ms`)), rule.requestTimeoutMs);
+  const signal = AbortSignal.any([timeout.signal, inc.request.signal]);
+  const settle = () => clearTimeout(timer);
+  try {
+    const res = await deps.upstream.send({
+      url,
+      method: inc.request.method,
+      headers: upstreamRequestHeaders(inc.request.headers, inc.request.headers.get("connection"), {
+        clientAddress: inc.clientAddress,
+        proto: inc.proto,
+        host,
+        authority: backend.authority,
+      }),
+      body: inc.body,
+      signal,
+      headersTimeoutMs: rule.backendTimeoutMs,
+      onSettled: settle,
+    });
+    const headers = clientResponseHeaders(res.headers, res.connection);
+    for (const [k, v] of Object.entries(extraHeaders)) headers.set(k, v);
+    return new Response(res.body, { status: res.status, headers });
+  } catch (err) {
+    settle();
+    const failure = err instanceof UpstreamError ? err.failure : timeout.signal.aborted ? "timeout" : "connect";
+    const timedOut = failure === "timeout" || timeout.signal.aborted;
+    if (!inc.request.signal.aborted) {
+      deps.log.warn("upstream request failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, failure, error: errorMessage(err) });
+    }
+    return problem(
+      timedOut
+        ? { type: problemType("upstream-timeout"), title: "Upstream timed out", status: 504, detail: `cluster ${backend.cluster} did not answer within ${Math.min(rule.backendTimeoutMs, rule.requestTimeoutMs)}ms`, cluster: backend.cluster }
+        : { type: problemType("upstream-unavailable"), title: "Upstream unavailable", status: 502, detail: `cluster ${backend.cluster}: ${failure}`, cluster: backend.cluster },
+      extraHeaders,
+    );
+  }
+}
+
+function cookieValue(header: string | null, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1");
+  }
+  return undefined;
+}

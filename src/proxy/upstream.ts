@@ -1,0 +1,43 @@
+// The upstream-client port: each runtime fills it in (undici on Node and Lambda, fetch on Workers).
+import type { HeaderPairs } from "./headers.ts";
+
+export type BodySource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+export interface UpstreamRequest {
+  /** Absolute URL: the cluster endpoint plus the request's path and query. */
+  url: string;
+  method: string;
+  headers: HeaderPairs;
+  body: BodySource | null;
+  /** Aborts the exchange: request timeout, or the client went away. */
+  signal: AbortSignal;
+  /** Per-try limit for the response headers to arrive. */
+  headersTimeoutMs: number;
+  /** Called once when the exchange is over: body fully read, failed or abandoned. Lets the caller clear its timers. */
+  onSettled?: () => void;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Iterable<[string, string]>;
+  connection: string | null;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+export type UpstreamFailure = "timeout" | "connect" | "reset" | "aborted" | "protocol";
+
+export class UpstreamError extends Error {
+  constructor(
+    readonly failure: UpstreamFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "UpstreamError";
+  }
+}
+
+export interface UpstreamClient {
+  send(req: UpstreamRequest): Promise<UpstreamResponse>;
+  close(): Promise<void>;
+}

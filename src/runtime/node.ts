@@ -1,0 +1,163 @@
+// The Node.js runtime: one process serving the Hono app with undici upstreams and either the
+// embedded store or Redis. The only module (with node-main.ts and node-upstream.ts) that knows it runs on Node.
+import { readFile } from "node:fs/promises";
+import type { IncomingMessage, Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { serve, type HttpBindings } from "@hono/node-server";
+import type { Context } from "hono";
+import { createApp, type ConnectionFacts } from "../app.ts";
+import { applyConfig, parseConfigText, type DeclarativeConfig } from "../config/declarative.ts";
+import { ValidationError } from "../config/errors.ts";
+import { compileTable } from "../routing/compile.ts";
+import { RoutingState } from "../routing/routing-state.ts";
+import { MemoryStore } from "../store/memory.ts";
+import { RedisStore } from "../store/redis.ts";
+import { StoreUnavailableError, type Store } from "../store/types.ts";
+import { createLogger, errorMessage, type Logger } from "../util/log.ts";
+import { createNodeUpstream } from "./node-upstream.ts";
+
+export interface NodeGatewayOptions {
+  /** 0 picks a free port. */
+  port?: number;
+  hostname?: string;
+  redisUrl?: string;
+  redisPrefix?: string;
+  /** Path of a JSON/YAML config file (ISTHMUS_CONFIG). */
+  configPath?: string;
+  /** Or the parsed config itself. */
+  config?: DeclarativeConfig;
+  adminToken?: string;
+  log?: Logger;
+  /** Safety-net store version poll. */
+  checkIntervalMs?: number;
+  /** Largest request header block accepted, bytes. */
+  maxHeaderBytes?: number;
+}
+
+export interface RunningGateway {
+  url: string;
+  port: number;
+  store: Store;
+  routing: RoutingState;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export async function loadConfigFile(path: string): Promise<DeclarativeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new Error(`ISTHMUS_CONFIG: cannot read ${path}: ${errorMessage(err)}`);
+  }
+  try {
+    return parseConfigText(text);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new Error(`ISTHMUS_CONFIG ${path} is invalid:\n${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}`);
+    throw err;
+  }
+}
+
+export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<RunningGateway> {
+  const log = opts.log ?? createLogger();
+  const config = opts.config ?? (opts.configPath ? await loadConfigFile(opts.configPath) : undefined);
+
+  let store: Store;
+  if (opts.redisUrl) {
+    const redis = new RedisStore({ url: opts.redisUrl, prefix: opts.redisPrefix, onError: () => undefined });
+    await redis.connect().catch((err: unknown) => log.warn("redis not reachable at start; will keep trying", { error: errorMessage(err) }));
+    store = redis;
+  } else {
+    store = new MemoryStore();
+    log.info("using the embedded in-memory store (set ISTHMUS_REDIS_URL to share state between instances)");
+  }
+
+  const routing = new RoutingState(store, { checkIntervalMs: opts.checkIntervalMs ?? 2000, log });
+  let configPending = config !== undefined;
+  const applyPending = async (): Promise<void> => {
+    if (!configPending || !config) return;
+    try {
+      const s = await applyConfig(store, config, "config");
+      configPending = false;
+      log.info("declarative config applied", { clusters: s.clusters, routes: s.routes });
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err;
+      log.warn("store unreachable: declarative config will be applied when it returns", { error: err.message });
+    }
+  };
+  await applyPending();
+  await routing.start();
+  if (configPending && config && !routing.loaded) {
+    // Fail static at start: serve the file's routes until the store can be written.
+    routing.install(compileTable({ version: 0, clusters: toStored(config.clusters), routes: toStoredRoutes(config.routes) }));
+  }
+  const retry = setInterval(() => void applyPending().then(() => (configPending ? undefined : clearInterval(retry))), 2000);
+  retry.unref();
+  if (!configPending) clearInterval(retry);
+
+  if (!opts.adminToken) log.warn("ISTHMUS_ADMIN_TOKEN is not set: the admin API refuses every call with 401");
+
+  const upstream = createNodeUpstream();
+  const app = createApp({ store, routing, upstream, log, adminToken: opts.adminToken, connection: nodeConnection });
+
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: opts.port ?? 8080,
+        hostname: opts.hostname,
+        serverOptions: {
+          maxHeaderSize: opts.maxHeaderBytes ?? 16_384,
+          // Slow clients must send their headers in time; keep-alive outlives typical LB idle timeouts.
+          headersTimeout: 10_000,
+          requestTimeout: 0,
+          keepAliveTimeout: 65_000,
+        },
+      },
+      () => resolve(s as Server),
+    );
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = opts.hostname && opts.hostname !== "0.0.0.0" ? opts.hostname : "127.0.0.1";
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log.info("isthmus listening", { url, store: store.kind });
+
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    store,
+    routing,
+    server,
+    close() {
+      closed ??= (async () => {
+        clearInterval(retry);
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections?.();
+          setTimeout(() => server.closeAllConnections?.(), 2000).unref();
+        });
+        await routing.stop();
+        await upstream.close();
+        await store.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+function nodeConnection(c: Context): ConnectionFacts {
+  const incoming = (c.env as HttpBindings).incoming as IncomingMessage;
+  const socket = incoming.socket as TLSSocket;
+  const hasBody = incoming.headers["transfer-encoding"] !== undefined || (incoming.headers["content-length"] !== undefined && incoming.headers["content-length"] !== "0");
+  return {
+    // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; forward the plain IPv4 address.
+    clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ""),
+    proto: socket.encrypted ? "https" : "http",
+    body: hasBody ? incoming : null,
+  };
+}
+
+const toStored = (clusters: DeclarativeConfig["clusters"]) => Object.entries(clusters).map(([name, spec]) => ({ name, spec, updatedAt: "" }));
+const toStoredRoutes = (routes: DeclarativeConfig["routes"]) => Object.entries(routes).map(([name, spec]) => ({ name, spec, revision: 0, updatedAt: "" }));
