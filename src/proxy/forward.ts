@@ -53,8 +53,16 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
     });
   }
   const rule = match.rule;
-  const backend = chooseBackend(rule, inc, deps.random ?? Math.random);
   const revisionHeader = { [ROUTE_REVISION_HEADER]: String(rule.revision) };
+  if (rule.authorization?.unauthenticated !== true) {
+    // Fail closed: a route that requires a workload identity admits nobody until identity
+    // verification is configured (SPEC.md "Identity"); it never silently lets everyone in.
+    return problem(
+      { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: `route ${rule.route} requires a verified workload identity (JWT-SVID), and this gateway has no identity verification configured` },
+      { ...revisionHeader, "www-authenticate": 'Bearer realm="isthmus"' },
+    );
+  }
+  const backend = chooseBackend(rule, inc, deps.random ?? Math.random);
   if (!backend) {
     return problem({ type: problemType("no-backend"), title: "No backend available", status: 503, detail: `every backend of rule ${rule.name} of route ${rule.route} has weight 0` }, revisionHeader);
   }
