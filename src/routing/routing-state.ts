@@ -20,6 +20,11 @@ export interface StoreHealth {
 export interface RoutingStateOptions {
   /** Safety-net poll of the store version; 0 disables the timer (Workers/Lambda call checkNow()). */
   checkIntervalMs?: number;
+  /**
+   * A full reload at least this often, even when the version did not move: the version bump is a
+   * notification sent after the atomic write, and a process can die between the two.
+   */
+  fullResyncIntervalMs?: number;
   log?: Logger;
   now?: () => Date;
 }
@@ -29,6 +34,7 @@ export const EMPTY_TABLE: RoutingTable = compileTable({ version: 0, clusters: []
 export class RoutingState {
   private table: RoutingTable = EMPTY_TABLE;
   private loadedOnce = false;
+  private lastFullLoad = 0;
   private reloading: Promise<void> | null = null;
   private again = false;
   private timer: ReturnType<typeof setInterval> | null = null;
@@ -87,7 +93,8 @@ export class RoutingState {
     try {
       const v = await this.store.version();
       this.markOk();
-      if (v !== this.table.version || !this.loadedOnce) await this.reload();
+      const stale = Date.now() - this.lastFullLoad > (this.opts.fullResyncIntervalMs ?? 30_000);
+      if (v !== this.table.version || !this.loadedOnce || stale) await this.reload();
     } catch (err) {
       this.markDown(err);
     }
@@ -125,6 +132,7 @@ export class RoutingState {
     try {
       const snap = await this.store.snapshot();
       this.markOk();
+      this.lastFullLoad = Date.now();
       if (this.loadedOnce && snap.version < this.table.version) {
         // The version went backwards: the store was flushed or replaced. An empty store is
         // treated as a wipe, not as "delete every route": keep serving the last good table

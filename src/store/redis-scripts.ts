@@ -8,21 +8,22 @@
  *       4 record JSON (action, at, actor, ...), 5 snapshot key prefix (same hash tag; a snapshot is a hash
  *       {spec, at}), 6 max revisions,
  *       7 "1" to write even when the spec is unchanged (rollback).
- * Returns {status, revision}: status 0 precondition failed (revision = current), 1 written over an
- *         existing route (or deleted), 2 nothing to delete, 3 unchanged (revision = current), 4 created.
+ * Returns {status, revision, previous}: status 0 precondition failed (revision = current), 1 written over
+ *         an existing route (or deleted), 2 nothing to delete, 3 unchanged (revision = current), 4 created
+ *         (also a rollback that restores a deleted route); previous = the revision current before the write.
  */
 export const ROUTE_WRITE = `
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 local mode = ARGV[1]
 if (mode == 'match' and cur ~= tonumber(ARGV[2])) or (mode == 'absent' and cur ~= 0) or (mode == 'present' and cur == 0) then
-  return {0, cur}
+  return {0, cur, cur}
 end
 local spec = ARGV[3]
 local prefix = ARGV[5]
 if spec == '' then
-  if cur == 0 then return {2, 0} end
+  if cur == 0 then return {2, 0, 0} end
 elseif cur ~= 0 and ARGV[7] ~= '1' and redis.call('HGET', prefix .. cur, 'spec') == spec then
-  return {3, cur}
+  return {3, cur, cur}
 end
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 if seq < cur then seq = cur end
@@ -45,8 +46,8 @@ for _, raw in ipairs(extra) do
   if old['revision'] ~= rev then redis.call('DEL', prefix .. old['revision']) end
 end
 redis.call('LTRIM', KEYS[3], 0, max - 1)
-if rec['action'] == 'create' then return {4, rev} end
-return {1, rev}
+if spec ~= '' and cur == 0 then return {4, rev, cur} end
+return {1, rev, cur}
 `;
 
 /**

@@ -32,12 +32,13 @@ export interface RedisStoreOptions {
   onError?: (err: Error) => void;
 }
 
-type ScriptRunner = (numKeys: number, ...args: (string | number)[]) => Promise<[number, number]>;
+type ScriptRunner = (numKeys: number, ...args: (string | number)[]) => Promise<[number, number, number?]>;
 
 export class RedisStore implements Store {
   readonly kind = "redis" as const;
   private readonly client: Redis;
   private subscriber: Redis | null = null;
+  private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private readonly p: string;
   private readonly routeWrite: ScriptRunner;
   private readonly clusterWrite: ScriptRunner;
@@ -46,6 +47,8 @@ export class RedisStore implements Store {
   constructor(private readonly opts: RedisStoreOptions) {
     this.p = opts.prefix ?? "isthmus";
     this.client = new Redis(opts.url, redisOptions(opts));
+    // Start connecting at once: with the offline queue off, commands sent before "ready" would fail.
+    this.client.connect().catch(() => undefined);
     this.client.on("error", (err: Error) => opts.onError?.(err));
     this.client.defineCommand("isthmusRouteWrite", { lua: ROUTE_WRITE });
     this.client.defineCommand("isthmusClusterWrite", { lua: CLUSTER_WRITE });
@@ -58,11 +61,7 @@ export class RedisStore implements Store {
 
   /** Resolves once connected; rejects when Redis cannot be reached now (the client keeps retrying). */
   async connect(): Promise<void> {
-    if (this.client.status === "ready") return;
-    await this.call(() => this.client.connect().catch((err: Error) => {
-      if (/already connect/i.test(err.message)) return waitReady(this.client, this.opts.connectTimeoutMs ?? 2000);
-      throw err;
-    }));
+    await this.call(() => waitReady(this.client, this.opts.connectTimeoutMs ?? 2000));
   }
 
   // ---------------------------------------------------------------- keys
@@ -145,15 +144,14 @@ export class RedisStore implements Store {
 
   async deleteRoute(name: string, pre: Precondition, meta: WriteMeta): Promise<number | null> {
     const k = this.routeKeys(name);
-    const before = await this.call(() => this.client.get(k.current));
     const record = { action: "delete", at: this.now(), actor: meta.actor };
-    const [status, revision] = await this.call(() =>
+    const [status, revision, previous] = await this.call(() =>
       this.routeWrite(3, k.current, k.seq, k.history, ...conditionArgs(pre), "", JSON.stringify(record), k.revPrefix, this.maxRevisions, "0"),
     );
     if (status === 0) throw new PreconditionFailedError(revision);
     if (status === 2) return null;
     await this.bumpAndPublish("route", name);
-    return Number(before ?? revision - 1);
+    return Number(previous);
   }
 
   async listRevisions(name: string): Promise<RevisionRecord[]> {
@@ -182,34 +180,33 @@ export class RedisStore implements Store {
   }
 
   async subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>> {
+    this.listeners.add(listener);
     if (!this.subscriber) {
       const sub = this.client.duplicate({ enableOfflineQueue: true, lazyConnect: true });
       sub.on("error", (err: Error) => this.opts.onError?.(err));
+      sub.on("message", (channel: string, message: string) => {
+        if (channel !== this.channel) return;
+        let event: ChangeEvent;
+        try {
+          const e = JSON.parse(message) as ChangeEvent;
+          event = { kind: e.kind, name: String(e.name), version: Number(e.version) };
+        } catch {
+          event = { kind: "resync", name: "*", version: -1 };
+        }
+        for (const l of this.listeners) l(event);
+      });
+      // After a reconnect, messages published while we were away are lost: every listener reloads.
+      let connectedBefore = false;
+      sub.on("ready", () => {
+        if (connectedBefore) for (const l of this.listeners) l({ kind: "resync", name: "*", version: -1 });
+        connectedBefore = true;
+      });
       this.subscriber = sub;
+      await sub.connect().catch(() => undefined);
+      await sub.subscribe(this.channel).catch(() => undefined);
     }
-    const sub = this.subscriber;
-    let firstReady = true;
-    const onMessage = (channel: string, message: string) => {
-      if (channel !== this.channel) return;
-      try {
-        const e = JSON.parse(message) as ChangeEvent;
-        listener({ kind: e.kind, name: String(e.name), version: Number(e.version) });
-      } catch {
-        listener({ kind: "resync", name: "*", version: -1 });
-      }
-    };
-    // After a reconnect, messages published while we were away are lost: ask for a full reload.
-    const onReady = () => {
-      if (firstReady) firstReady = false;
-      else listener({ kind: "resync", name: "*", version: -1 });
-    };
-    sub.on("message", onMessage);
-    sub.on("ready", onReady);
-    if (sub.status === "wait") await sub.connect().catch(() => undefined);
-    await sub.subscribe(this.channel).catch(() => undefined);
     return async () => {
-      sub.off("message", onMessage);
-      sub.off("ready", onReady);
+      this.listeners.delete(listener);
     };
   }
 
@@ -227,9 +224,17 @@ export class RedisStore implements Store {
   }
 
   // ---------------------------------------------------------------- helpers
+  /**
+   * Announces a committed write. The write itself is already durable, so a failure here is not the
+   * caller's failure: readers' periodic full resync picks the change up even without the notification.
+   */
   private async bumpAndPublish(kind: ChangeEvent["kind"], name: string): Promise<void> {
-    const version = await this.call(() => this.client.incr(this.metaKeys.version));
-    await this.publish({ kind, name, version });
+    try {
+      const version = await this.client.incr(this.metaKeys.version);
+      await this.publish({ kind, name, version });
+    } catch (err) {
+      this.opts.onError?.(err as Error);
+    }
   }
   private async publish(event: ChangeEvent): Promise<void> {
     // A lost notification is not fatal: readers poll the version as a safety net.

@@ -169,6 +169,10 @@ async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<v
   }
 }
 
+function describeCommand(binary: string, args: string[]): string {
+  return [binary, ...args.map((a) => (a === "" || /\s/.test(a) ? `'${a}'` : a))].join(" ");
+}
+
 function launch(binary: string, args: string[], readyTimeoutMs: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     // cwd in the temp dir: whatever redis might write never lands in the repository.
@@ -200,10 +204,10 @@ function launch(binary: string, args: string[], readyTimeoutMs: number): Promise
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
       const why = `redis-server exited before it was ready (code ${code}, signal ${signal})`;
       if (/address already in use/i.test(output)) finish(new AddressInUseError(`${why}: address already in use\n${output}`));
-      else finish(new Error(`${why}; command: ${binary} ${args.join(" ")}\n${output}`));
+      else finish(new Error(`${why}; command: ${describeCommand(binary, args)}\n${output}`));
     };
     const timer = setTimeout(() => {
-      finish(new Error(`redis-server did not log "${READY_LINE}" within ${readyTimeoutMs} ms; command: ${binary} ${args.join(" ")}\n${output}`));
+      finish(new Error(`redis-server did not log "${READY_LINE}" within ${readyTimeoutMs} ms; command: ${describeCommand(binary, args)}\n${output}`));
     }, readyTimeoutMs);
 
     child.once("error", (err: NodeJS.ErrnoException) => {
