@@ -6,13 +6,14 @@ import { createAdminAuth } from "./admin/auth.ts";
 import { etag } from "./admin/conditional.ts";
 import { registerExplainRoute } from "./admin/explain.ts";
 import { registerHealthRoutes } from "./admin/health.ts";
+import { PayloadTooLargeError } from "./admin/body.ts";
 import { registerRouteRoutes } from "./admin/routes.ts";
 import { ValidationError } from "./config/errors.ts";
 import { problem, problemType } from "./http/problem.ts";
 import { handleDataPlane } from "./proxy/forward.ts";
 import type { BodySource, UpstreamClient } from "./proxy/upstream.ts";
 import type { RoutingState } from "./routing/routing-state.ts";
-import { PreconditionFailedError, StoreUnavailableError, type Store } from "./store/types.ts";
+import { ClusterInUseError, PreconditionFailedError, StoreUnavailableError, TrustDomainConflictError, type Store } from "./store/types.ts";
 import { errorMessage, type Logger } from "./util/log.ts";
 
 /** What a runtime knows about the connection that the web Request does not carry. */
@@ -21,6 +22,8 @@ export interface ConnectionFacts {
   proto: "http" | "https";
   /** The request body as this runtime streams it best (Node: the IncomingMessage itself). */
   body: BodySource | null;
+  /** The query as received, before URL parsing re-encoded it, when the runtime knows it. */
+  rawQuery?: string;
 }
 
 export interface AppPorts {
@@ -74,7 +77,7 @@ export function createApp(ports: AppPorts): Hono {
 
   app.all("*", (c) => {
     const conn = ports.connection(c);
-    return handleDataPlane(ports, { request: c.req.raw, url: new URL(c.req.url), clientAddress: conn.clientAddress, proto: conn.proto, body: conn.body });
+    return handleDataPlane(ports, { request: c.req.raw, url: new URL(c.req.url), clientAddress: conn.clientAddress, proto: conn.proto, body: conn.body, rawQuery: conn.rawQuery });
   });
   app.onError(onError);
   return app;
@@ -82,13 +85,22 @@ export function createApp(ports: AppPorts): Hono {
 
 function errorResponse(err: Error, log: Logger): Response {
   if (err instanceof ValidationError) {
-    return problem({ type: problemType("validation"), title: "Invalid request", status: 400, detail: `${err.errors.length} problem(s) with the request`, errors: err.errors });
+    return problem(
+      { type: problemType("validation"), title: "Invalid request", status: 400, detail: `${err.errors.length} problem(s) with the request`, errors: err.errors },
+      err instanceof PayloadTooLargeError ? { connection: "close" } : {},
+    );
   }
   if (err instanceof PreconditionFailedError) {
     return problem(
       { type: problemType("precondition-failed"), title: "Precondition failed", status: 412, detail: `If-Match did not hold: ${err.message}`, currentRevision: err.current },
       err.current > 0 ? { etag: etag(err.current) } : {},
     );
+  }
+  if (err instanceof TrustDomainConflictError) {
+    return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message, errors: [{ path: "trustDomain", message: `already used by cluster "${err.owner}"` }] });
+  }
+  if (err instanceof ClusterInUseError) {
+    return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `${err.message}; change those routes first`, routes: err.routes });
   }
   if (err instanceof StoreUnavailableError) {
     log.warn("store unavailable for an admin call", { error: err.message });

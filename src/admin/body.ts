@@ -7,6 +7,17 @@ const fail = (path: string, message: string): never => {
   throw new ValidationError([{ path, message }]);
 };
 
+/**
+ * The body is larger than allowed. The rest of it is not read, so the connection cannot carry another
+ * request: the answer says `Connection: close` (a client that reuses it would otherwise fail later).
+ */
+export class PayloadTooLargeError extends ValidationError {
+  constructor(limit: number) {
+    super([{ path: "body", message: `must be at most ${limit} bytes` }]);
+    this.name = "PayloadTooLargeError";
+  }
+}
+
 export async function readJsonBody(req: Request, limit = MAX_ADMIN_BODY_BYTES): Promise<unknown> {
   const type = (req.headers.get("content-type") ?? "").toLowerCase();
   const [mime, ...params] = type.split(";").map((s) => s.trim());
@@ -15,7 +26,7 @@ export async function readJsonBody(req: Request, limit = MAX_ADMIN_BODY_BYTES): 
   const charset = params.find((p) => p.startsWith("charset="));
   if (charset && !/^charset="?utf-8"?$/.test(charset)) fail("headers.content-type", "charset must be utf-8");
   const declared = req.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) fail("body", `must be at most ${limit} bytes`);
+  if (declared !== null && Number(declared) > limit) throw new PayloadTooLargeError(limit);
   if (!req.body) fail("body", "is required");
   const reader = (req.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
@@ -26,7 +37,7 @@ export async function readJsonBody(req: Request, limit = MAX_ADMIN_BODY_BYTES): 
     size += value.byteLength;
     if (size > limit) {
       await reader.cancel().catch(() => undefined);
-      fail("body", `must be at most ${limit} bytes`);
+      throw new PayloadTooLargeError(limit);
     }
     chunks.push(value);
   }

@@ -4,14 +4,16 @@ import { z } from "zod";
 import { ValidationError, zodToFieldErrors } from "../config/errors.ts";
 import { checkRouteReferences, parseName, parseRoute } from "../config/validate.ts";
 import { problem, problemType } from "../http/problem.ts";
-import type { StoredRoute } from "../store/types.ts";
+import { UnknownClusterError, type Precondition, type StoredRoute, type WriteMeta } from "../store/types.ts";
+import type { Route } from "../config/schemas.ts";
 import { readJsonBody } from "./body.ts";
 import { notFound } from "./clusters.ts";
 import { etag, preconditionFrom } from "./conditional.ts";
 import type { AdminDeps } from "./deps.ts";
 import { withoutReadOnly } from "./read-only.ts";
 
-export const routeView = (r: StoredRoute) => ({ name: r.name, revision: r.revision, updatedAt: r.updatedAt, ...r.spec });
+export type RouteView = Route & { name: string; revision: number; updatedAt: string };
+export const routeView = (r: StoredRoute): RouteView => ({ name: r.name, revision: r.revision, updatedAt: r.updatedAt, ...r.spec });
 
 const rollbackBody = z.strictObject({ toRevision: z.int("must be an integer").min(1, "must be at least 1") });
 
@@ -19,6 +21,17 @@ const rollbackBody = z.strictObject({ toRevision: z.int("must be an integer").mi
 const ACTOR = "admin-token";
 
 export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
+  /** putRoute, with a cluster deleted in the meantime reported like any unknown cluster: 400 with paths. */
+  const put = async (name: string, spec: Route, pre: Precondition, meta: WriteMeta) => {
+    try {
+      return await deps.store.putRoute(name, spec, pre, meta);
+    } catch (err) {
+      if (!(err instanceof UnknownClusterError)) throw err;
+      const known = new Set(spec.rules.flatMap((r) => r.backendRefs.map((b) => b.cluster)).filter((c) => !err.clusters.includes(c)));
+      checkRouteReferences(spec, known);
+      throw err;
+    }
+  };
   const knownClusters = async () => new Set((await deps.store.listClusters()).map((c) => c.name));
   const withEtag = (c: Context, r: StoredRoute, status: 200 | 201 = 200) => {
     c.header("ETag", etag(r.revision));
@@ -38,7 +51,7 @@ export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
     const pre = preconditionFrom(c.req.raw.headers);
     const spec = parseRoute(withoutReadOnly(await readJsonBody(c.req.raw), name, ["revision", "updatedAt"]));
     checkRouteReferences(spec, await knownClusters());
-    const res = await deps.store.putRoute(name, spec, pre, { actor: ACTOR });
+    const res = await put(name, spec, pre, { actor: ACTOR });
     deps.log.info("route written", { route: name, outcome: res.outcome, revision: res.route.revision });
     return withEtag(c, res.route, res.outcome === "created" ? 201 : 200);
   });
@@ -69,7 +82,7 @@ export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
     }
     if (!target.spec) throw new ValidationError([{ path: "toRevision", message: `revision ${target.revision} is a ${target.action}; pick a revision that holds a route` }]);
     checkRouteReferences(target.spec, await knownClusters());
-    const res = await deps.store.putRoute(name, target.spec, pre, { actor: ACTOR, action: "rollback", restoredFrom: target.revision });
+    const res = await put(name, target.spec, pre, { actor: ACTOR, action: "rollback", restoredFrom: target.revision });
     deps.log.info("route rolled back", { route: name, restoredFrom: target.revision, revision: res.route.revision });
     return withEtag(c, res.route, res.outcome === "created" ? 201 : 200);
   });

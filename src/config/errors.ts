@@ -23,8 +23,12 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 export function zodToFieldErrors(error: z.ZodError, prefix: ReadonlyArray<PropertyKey> = []): FieldError[] {
   const out: FieldError[] = [];
   for (const issue of error.issues) {
-    const path = formatPath([...prefix, ...issue.path]);
-    out.push({ path: path === "" ? "body" : path, message: issue.message });
+    // An unknown field is reported at its own path ("rules[0].backendRefs[0].wieght"), not its parent's.
+    const keys = issue.code === "unrecognized_keys" ? issue.keys : [undefined];
+    for (const key of keys) {
+      const path = formatPath(key === undefined ? [...prefix, ...issue.path] : [...prefix, ...issue.path, key]);
+      out.push({ path: path === "" ? "body" : path, message: key === undefined ? issue.message : `unknown field "${key}"` });
+    }
   }
   return out;
 }

@@ -22,6 +22,11 @@ export interface IncomingRequest {
   proto: "http" | "https";
   /** The request body as the runtime can stream it best, or null when there is none. */
   body: BodySource | null;
+  /**
+   * The query exactly as the client sent it ("?a=b" or ""), when the runtime has it: forwarded
+   * byte for byte, since URL parsing re-encodes some characters and upstreams may sign the query.
+   */
+  rawQuery?: string;
   /** Verified claims of the caller, when identity is established (used by jwtClaim session keys). */
   claims?: Readonly<Record<string, unknown>>;
 }
@@ -87,23 +92,22 @@ export function stickyKey(rule: CompiledRule, req: Request, claims?: Readonly<Re
 }
 
 export function chooseBackend(rule: CompiledRule, inc: IncomingRequest, random: () => number): CompiledBackend | null {
-  let i = -1;
-  if (rule.sticky) {
-    const key = stickyKey(rule, inc.request, inc.claims);
-    if (key !== undefined) i = rule.sticky.pick(key);
-    else i = pickWeighted(rule.backends, random());
-  } else i = pickWeighted(rule.backends, random());
+  const key = rule.sticky ? stickyKey(rule, inc.request, inc.claims) : undefined;
+  const i = rule.sticky && key !== undefined ? rule.sticky.pick(key) : pickWeighted(rule.backends, random());
   return i >= 0 ? (rule.backends[i] ?? null) : null;
 }
 
 async function forwardTo(deps: DataPlaneDeps, inc: IncomingRequest, match: CompiledMatch, backend: CompiledBackend, host: string, extraHeaders: Record<string, string>): Promise<Response> {
   const rule = match.rule;
   const target = backend.target as NonNullable<CompiledBackend["target"]>;
-  const url = `${target.base}${inc.url.pathname}${inc.url.search}`;
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(new UpstreamError("timeout", `request timeout of ${rule.requestTimeoutMs}ms`)), rule.requestTimeoutMs);
-  const signal = AbortSignal.any([timeout.signal, inc.request.signal]);
-  const settle = () => clearTimeout(timer);
+  const url = `${target.base}${inc.url.pathname}${inc.rawQuery ?? inc.url.search}`;
+  // Native timers, not the HTTP client's coarse ones: a 250 ms backendRequest must mean 250 ms.
+  const exchange = new AbortController();
+  const requestTimer = setTimeout(() => exchange.abort(new UpstreamError("timeout", `no complete answer within the request timeout of ${rule.requestTimeoutMs}ms`)), rule.requestTimeoutMs);
+  const perTry = rule.backendTimeoutMs < rule.requestTimeoutMs ? new AbortController() : null;
+  const tryTimer = perTry ? setTimeout(() => perTry.abort(new UpstreamError("timeout", `no response headers within backendRequest ${rule.backendTimeoutMs}ms`)), rule.backendTimeoutMs) : undefined;
+  const signal = AbortSignal.any(perTry ? [exchange.signal, perTry.signal, inc.request.signal] : [exchange.signal, inc.request.signal]);
+  const settle = () => clearTimeout(requestTimer);
   try {
     const res = await deps.upstream.send({
       url,
@@ -116,22 +120,29 @@ async function forwardTo(deps: DataPlaneDeps, inc: IncomingRequest, match: Compi
       }),
       body: inc.body,
       signal,
-      headersTimeoutMs: rule.backendTimeoutMs,
+      // A backstop only: the timers above decide.
+      headersTimeoutMs: rule.backendTimeoutMs + 1000,
       onSettled: settle,
+      onBodyError: (err) => {
+        if (!inc.request.signal.aborted) deps.log.warn("upstream response body failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, failure: err.failure, error: err.message });
+      },
     });
+    clearTimeout(tryTimer);
     const headers = clientResponseHeaders(res.headers, res.connection);
     for (const [k, v] of Object.entries(extraHeaders)) headers.set(k, v);
     return new Response(res.body, { status: res.status, headers });
   } catch (err) {
     settle();
-    const failure = err instanceof UpstreamError ? err.failure : timeout.signal.aborted ? "timeout" : "connect";
-    const timedOut = failure === "timeout" || timeout.signal.aborted;
+    clearTimeout(tryTimer);
+    const timedOut = exchange.signal.aborted || (perTry?.signal.aborted ?? false) || (err instanceof UpstreamError && err.failure === "timeout");
+    const failure = timedOut ? "timeout" : err instanceof UpstreamError ? err.failure : "connect";
     if (!inc.request.signal.aborted) {
       deps.log.warn("upstream request failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, failure, error: errorMessage(err) });
     }
+    const limit = perTry?.signal.aborted ? rule.backendTimeoutMs : rule.requestTimeoutMs;
     return problem(
       timedOut
-        ? { type: problemType("upstream-timeout"), title: "Upstream timed out", status: 504, detail: `cluster ${backend.cluster} did not answer within ${Math.min(rule.backendTimeoutMs, rule.requestTimeoutMs)}ms`, cluster: backend.cluster }
+        ? { type: problemType("upstream-timeout"), title: "Upstream timed out", status: 504, detail: `cluster ${backend.cluster} did not answer within ${limit}ms`, cluster: backend.cluster }
         : { type: problemType("upstream-unavailable"), title: "Upstream unavailable", status: 502, detail: `cluster ${backend.cluster}: ${failure}`, cluster: backend.cluster },
       extraHeaders,
     );

@@ -13,6 +13,8 @@ const HOP_BY_HOP = new Set([
   "transfer-encoding",
   "upgrade",
   "http2-settings",
+  // The server already answered the client's "100 Continue"; the upstream exchange is ours.
+  "expect",
 ]);
 
 /** Set by the gateway itself; a client must not be able to forge them. */

@@ -15,6 +15,8 @@ export interface UpstreamRequest {
   headersTimeoutMs: number;
   /** Called once when the exchange is over: body fully read, failed or abandoned. Lets the caller clear its timers. */
   onSettled?: () => void;
+  /** Called when the response body fails after the headers were passed on (the client's response is cut). */
+  onBodyError?: (err: UpstreamError) => void;
 }
 
 export interface UpstreamResponse {

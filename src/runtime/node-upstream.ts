@@ -52,12 +52,27 @@ export function createNodeUpstream(opts: NodeUpstreamOptions = {}): UpstreamClie
         body.destroy();
         return { status: res.statusCode, headers, connection, body: null };
       }
-      return { status: res.statusCode, headers, connection, body: NodeReadableStream.from(body) as unknown as ReadableStream<Uint8Array> };
+      return { status: res.statusCode, headers, connection, body: NodeReadableStream.from(relay(body, req)) as unknown as ReadableStream<Uint8Array> };
     },
     async close(): Promise<void> {
       await agent.close().catch(() => agent.destroy());
     },
   };
+}
+
+/**
+ * Relays the upstream body. If it fails midway (reset, timeout), the client's response must be cut,
+ * not ended cleanly; the error is re-thrown as a premature close, which the Node server treats as an
+ * aborted exchange instead of printing a stack trace, and the cause goes to the gateway's own log.
+ */
+async function* relay(body: AsyncIterable<Uint8Array>, req: UpstreamRequest): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of body) yield chunk;
+  } catch (err) {
+    const failure = classify(err, req.signal);
+    req.onBodyError?.(failure);
+    throw Object.assign(new Error(`upstream response body failed: ${failure.failure}`, { cause: failure }), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+  }
 }
 
 function toNodeBody(body: UpstreamRequest["body"]): Readable | null {
@@ -100,6 +115,6 @@ function classify(err: unknown, signal: AbortSignal): UpstreamError {
   if (err instanceof errors.HeadersTimeoutError || err instanceof errors.ConnectTimeoutError || err instanceof errors.BodyTimeoutError) failure = "timeout";
   else if (err instanceof errors.RequestAbortedError || signal.aborted) failure = "aborted";
   else if (err instanceof errors.SocketError || e.code === "ECONNRESET" || e.code === "UND_ERR_SOCKET") failure = "reset";
-  else if (err instanceof errors.HTTPParserError) failure = "protocol";
+  else if (err instanceof errors.HTTPParserError || err instanceof errors.InvalidArgumentError || err instanceof errors.NotSupportedError) failure = "protocol";
   return new UpstreamError(failure, e.message ?? String(err), { cause: err });
 }

@@ -49,12 +49,12 @@ export async function loadConfigFile(path: string): Promise<DeclarativeConfig> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new Error(`ISTHMUS_CONFIG: cannot read ${path}: ${errorMessage(err)}`);
+    throw new Error(`ISTHMUS_CONFIG: cannot read ${path}: ${errorMessage(err)}`, { cause: err });
   }
   try {
     return parseConfigText(text);
   } catch (err) {
-    if (err instanceof ValidationError) throw new Error(`ISTHMUS_CONFIG ${path} is invalid:\n${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}`);
+    if (err instanceof ValidationError) throw new Error(`ISTHMUS_CONFIG ${path} is invalid:\n${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}`, { cause: err });
     throw err;
   }
 }
@@ -156,7 +156,13 @@ function nodeConnection(c: Context): ConnectionFacts {
     clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ""),
     proto: socket.encrypted ? "https" : "http",
     body: hasBody ? incoming : null,
+    rawQuery: rawQueryOf(incoming.url ?? ""),
   };
+}
+
+function rawQueryOf(target: string): string {
+  const q = target.indexOf("?");
+  return q < 0 ? "" : target.slice(q);
 }
 
 const toStored = (clusters: DeclarativeConfig["clusters"]) => Object.entries(clusters).map(([name, spec]) => ({ name, spec, updatedAt: "" }));

@@ -3,8 +3,12 @@
 import type { Cluster, Route } from "../config/schemas.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
 import {
+  ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
   PreconditionFailedError,
+  referencedClusters,
+  TrustDomainConflictError,
+  UnknownClusterError,
   type ChangeEvent,
   type Precondition,
   type PutResult,
@@ -52,12 +56,16 @@ export class MemoryStore implements Store {
   async putCluster(name: string, spec: Cluster): Promise<{ cluster: StoredCluster; created: boolean; changed: boolean }> {
     const prev = this.clusters.get(name);
     if (prev && canonicalJson(prev.spec) === canonicalJson(spec)) return { cluster: clone(prev), created: false, changed: false };
+    const owner = [...this.clusters.values()].find((c) => c.name !== name && c.spec.trustDomain === spec.trustDomain);
+    if (owner) throw new TrustDomainConflictError(spec.trustDomain, owner.name);
     const cluster = { name, spec: clone(spec), updatedAt: this.now() };
     this.clusters.set(name, cluster);
     this.changed("cluster", name);
     return { cluster: clone(cluster), created: !prev, changed: true };
   }
   async deleteCluster(name: string): Promise<boolean> {
+    const users = [...this.routes.entries()].filter(([, s]) => s.current && referencedClusters(s.current.spec).includes(name)).map(([n]) => n);
+    if (users.length > 0 && this.clusters.has(name)) throw new ClusterInUseError(name, users.sort());
     if (!this.clusters.delete(name)) return false;
     this.changed("cluster", name);
     return true;
@@ -75,6 +83,8 @@ export class MemoryStore implements Store {
 
   async putRoute(name: string, spec: Route, pre: Precondition, meta: WriteMeta): Promise<PutResult> {
     const state = this.routes.get(name) ?? { current: null, seq: 0, history: [] };
+    const missing = referencedClusters(spec).filter((c) => !this.clusters.has(c));
+    if (missing.length > 0) throw new UnknownClusterError(missing);
     checkPrecondition(pre, state.current?.revision ?? 0);
     if (state.current && meta.action !== "rollback" && canonicalJson(state.current.spec) === canonicalJson(spec))
       return { outcome: "unchanged", route: clone(state.current) };

@@ -52,24 +52,77 @@ return {1, rev, cur}
 
 /**
  * Cluster write or delete, with the global version bump, in one step. Specs are canonical JSON,
- * so an unchanged spec is detected by comparing strings.
- * KEYS: 1 specs hash, 2 updatedAt hash, 3 version counter. ARGV: 1 name, 2 spec JSON ("" = delete), 3 updatedAt.
- * Returns {status, version}: status 0 nothing changed, 1 created, 2 replaced, 3 deleted.
+ * so an unchanged spec is detected by comparing strings. Also keeps the trust-domain index (one
+ * cluster per trust domain) and refuses to delete a cluster that route references still name.
+ * KEYS: 1 specs hash, 2 updatedAt hash, 3 version counter, 4 trust-domain index (td -> cluster),
+ *       5 route references (route -> "c1,c2").
+ * ARGV: 1 name, 2 spec JSON ("" = delete), 3 updatedAt, 4 trust domain.
+ * Returns {status, version, detail}: status 0 nothing changed, 1 created, 2 replaced, 3 deleted,
+ *         4 in use (detail = "route1,route2"), 5 trust domain taken (detail = owner).
  */
 export const CLUSTER_WRITE = `
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
+local name = ARGV[1]
+local prev = redis.call('HGET', KEYS[1], name)
+local prevTd = nil
+if prev then prevTd = cjson.decode(prev)['trustDomain'] end
 if ARGV[2] == '' then
-  if not prev then return {0, 0} end
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return {3, redis.call('INCR', KEYS[3])}
+  if not prev then return {0, 0, ''} end
+  local users = {}
+  local refs = redis.call('HGETALL', KEYS[5])
+  for i = 1, #refs, 2 do
+    for c in string.gmatch(refs[i + 1], '[^,]+') do
+      if c == name then table.insert(users, refs[i]) end
+    end
+  end
+  if #users > 0 then table.sort(users); return {4, 0, table.concat(users, ',')} end
+  redis.call('HDEL', KEYS[1], name)
+  redis.call('HDEL', KEYS[2], name)
+  if prevTd and redis.call('HGET', KEYS[4], prevTd) == name then redis.call('HDEL', KEYS[4], prevTd) end
+  return {3, redis.call('INCR', KEYS[3]), ''}
 end
-if prev == ARGV[2] then return {0, 0} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local owner = redis.call('HGET', KEYS[4], ARGV[4])
+if owner and owner ~= name then return {5, 0, owner} end
+if prev == ARGV[2] then return {0, 0, ''} end
+if prevTd and prevTd ~= ARGV[4] then redis.call('HDEL', KEYS[4], prevTd) end
+redis.call('HSET', KEYS[4], ARGV[4], name)
+redis.call('HSET', KEYS[1], name, ARGV[2])
+redis.call('HSET', KEYS[2], name, ARGV[3])
 local v = redis.call('INCR', KEYS[3])
-if prev then return {2, v} end
-return {1, v}
+if prev then return {2, v, ''} end
+return {1, v, ''}
+`;
+
+/**
+ * Reserves a route's cluster references before its write: every named cluster must exist, and the
+ * route's reference set becomes the union of what it had and what it will have, so a concurrent
+ * cluster delete is refused while the write is in flight. Settled afterwards by ROUTE_REFS_SET.
+ * KEYS: 1 cluster specs hash, 2 route references. ARGV: 1 route name, 2 "c1,c2".
+ * Returns {1, ""} or {0, "missing1,missing2"}.
+ */
+export const ROUTE_REFS_RESERVE = `
+local missing = {}
+local set = {}
+local list = {}
+for c in string.gmatch(ARGV[2], '[^,]+') do
+  if redis.call('HEXISTS', KEYS[1], c) == 0 then table.insert(missing, c) end
+  if not set[c] then set[c] = true; table.insert(list, c) end
+end
+if #missing > 0 then return {0, table.concat(missing, ',')} end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then
+  for c in string.gmatch(old, '[^,]+') do
+    if not set[c] then set[c] = true; table.insert(list, c) end
+  end
+end
+table.sort(list)
+redis.call('HSET', KEYS[2], ARGV[1], table.concat(list, ','))
+return {1, ''}
+`;
+
+/** Sets a route's references to exactly what its current revision names ("" = none). KEYS: 1 route references. ARGV: 1 route, 2 "c1,c2". */
+export const ROUTE_REFS_SET = `
+if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
 `;
 
 /**

@@ -4,11 +4,15 @@ import { Redis, type RedisOptions } from "ioredis";
 import { parseCluster, parseRoute } from "../config/validate.ts";
 import type { Cluster, Route } from "../config/schemas.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
-import { CLUSTER_WRITE, ROUTE_READ, ROUTE_WRITE } from "./redis-scripts.ts";
+import { CLUSTER_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
 import {
+  ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
   PreconditionFailedError,
+  referencedClusters,
   StoreUnavailableError,
+  TrustDomainConflictError,
+  UnknownClusterError,
   type ChangeEvent,
   type Precondition,
   type PutResult,
@@ -33,6 +37,7 @@ export interface RedisStoreOptions {
 }
 
 type ScriptRunner = (numKeys: number, ...args: (string | number)[]) => Promise<[number, number, number?]>;
+type TextScriptRunner = (numKeys: number, ...args: (string | number)[]) => Promise<[number, number | string, string?]>;
 
 export class RedisStore implements Store {
   readonly kind = "redis" as const;
@@ -41,7 +46,9 @@ export class RedisStore implements Store {
   private readonly listeners = new Set<(event: ChangeEvent) => void>();
   private readonly p: string;
   private readonly routeWrite: ScriptRunner;
-  private readonly clusterWrite: ScriptRunner;
+  private readonly clusterWrite: TextScriptRunner;
+  private readonly refsReserve: TextScriptRunner;
+  private readonly refsSet: TextScriptRunner;
   private readonly routeRead: (numKeys: number, ...args: string[]) => Promise<[string, string | null, string | null] | null>;
 
   constructor(private readonly opts: RedisStoreOptions) {
@@ -53,10 +60,15 @@ export class RedisStore implements Store {
     this.client.defineCommand("isthmusRouteWrite", { lua: ROUTE_WRITE });
     this.client.defineCommand("isthmusClusterWrite", { lua: CLUSTER_WRITE });
     this.client.defineCommand("isthmusRouteRead", { lua: ROUTE_READ });
+    this.client.defineCommand("isthmusRefsReserve", { lua: ROUTE_REFS_RESERVE });
+    this.client.defineCommand("isthmusRefsSet", { lua: ROUTE_REFS_SET });
     const commands = this.client as unknown as Record<string, ScriptRunner>;
     this.routeRead = (commands.isthmusRouteRead as unknown as RedisStore["routeRead"]).bind(this.client);
     this.routeWrite = (commands.isthmusRouteWrite as ScriptRunner).bind(this.client);
-    this.clusterWrite = (commands.isthmusClusterWrite as ScriptRunner).bind(this.client);
+    const text = this.client as unknown as Record<string, TextScriptRunner>;
+    this.clusterWrite = (text.isthmusClusterWrite as TextScriptRunner).bind(this.client);
+    this.refsReserve = (text.isthmusRefsReserve as TextScriptRunner).bind(this.client);
+    this.refsSet = (text.isthmusRefsSet as TextScriptRunner).bind(this.client);
   }
 
   /** Resolves once connected; rejects when Redis cannot be reached now (the client keeps retrying). */
@@ -67,7 +79,14 @@ export class RedisStore implements Store {
   // ---------------------------------------------------------------- keys
   private get metaKeys() {
     const t = `${this.p}:{meta}`;
-    return { clusters: `${t}:clusters`, clustersAt: `${t}:clusters-at`, version: `${t}:version`, routes: `${t}:routes` };
+    return {
+      clusters: `${t}:clusters`,
+      clustersAt: `${t}:clusters-at`,
+      version: `${t}:version`,
+      routes: `${t}:routes`,
+      trustDomains: `${t}:trust-domains`,
+      refs: `${t}:route-refs`,
+    };
   }
   private routeKeys(name: string) {
     const t = `${this.p}:{r:${name}}`;
@@ -93,20 +112,22 @@ export class RedisStore implements Store {
   async putCluster(name: string, spec: Cluster): Promise<{ cluster: StoredCluster; created: boolean; changed: boolean }> {
     const k = this.metaKeys;
     const at = this.now();
-    const [status, version] = await this.call(() =>
-      this.clusterWrite(3, k.clusters, k.clustersAt, k.version, name, canonicalJson(spec), at),
+    const [status, version, detail] = await this.call(() =>
+      this.clusterWrite(5, k.clusters, k.clustersAt, k.version, k.trustDomains, k.refs, name, canonicalJson(spec), at, spec.trustDomain),
     );
+    if (status === 5) throw new TrustDomainConflictError(spec.trustDomain, String(detail));
     if (status === 0) {
       const existing = await this.getCluster(name);
       if (existing) return { cluster: existing, created: false, changed: false };
-    } else await this.publish({ kind: "cluster", name, version });
+    } else await this.publish({ kind: "cluster", name, version: Number(version) });
     return { cluster: { name, spec, updatedAt: at }, created: status === 1, changed: status !== 0 };
   }
   async deleteCluster(name: string): Promise<boolean> {
     const k = this.metaKeys;
-    const [status, version] = await this.call(() => this.clusterWrite(3, k.clusters, k.clustersAt, k.version, name, "", ""));
+    const [status, version, detail] = await this.call(() => this.clusterWrite(5, k.clusters, k.clustersAt, k.version, k.trustDomains, k.refs, name, "", "", ""));
+    if (status === 4) throw new ClusterInUseError(name, String(detail).split(","));
     if (status !== 3) return false;
-    await this.publish({ kind: "cluster", name, version });
+    await this.publish({ kind: "cluster", name, version: Number(version) });
     return true;
   }
 
@@ -129,10 +150,21 @@ export class RedisStore implements Store {
     const at = this.now();
     const record: Omit<RevisionRecord, "revision"> = { action: meta.action ?? "update", at, actor: meta.actor };
     if (meta.restoredFrom !== undefined) record.restoredFrom = meta.restoredFrom;
-    await this.call(() => this.client.sadd(this.metaKeys.routes, name));
-    const [status, revision] = await this.call(() =>
-      this.routeWrite(3, k.current, k.seq, k.history, ...conditionArgs(pre), canonicalJson(spec), JSON.stringify(record), k.revPrefix, this.maxRevisions, meta.action === "rollback" ? "1" : "0"),
-    );
+    const m = this.metaKeys;
+    await this.call(() => this.client.sadd(m.routes, name));
+    // References first, in the clusters' slot: a cluster delete racing this write is refused, and a
+    // cluster deleted just before makes this write fail cleanly instead of leaving a dangling route.
+    const [reserved, missing] = await this.call(() => this.refsReserve(2, m.clusters, m.refs, name, referencedClusters(spec).join(",")));
+    if (reserved !== 1) throw new UnknownClusterError(String(missing).split(","));
+    let status: number;
+    let revision: number;
+    try {
+      [status, revision] = await this.call(() =>
+        this.routeWrite(3, k.current, k.seq, k.history, ...conditionArgs(pre), canonicalJson(spec), JSON.stringify(record), k.revPrefix, this.maxRevisions, meta.action === "rollback" ? "1" : "0"),
+      );
+    } finally {
+      await this.settleReferences(name);
+    }
     if (status === 0) throw new PreconditionFailedError(revision);
     if (status === 3) {
       const route = await this.getRoute(name);
@@ -150,6 +182,7 @@ export class RedisStore implements Store {
     );
     if (status === 0) throw new PreconditionFailedError(revision);
     if (status === 2) return null;
+    await this.settleReferences(name);
     await this.bumpAndPublish("route", name);
     return Number(previous);
   }
@@ -224,6 +257,19 @@ export class RedisStore implements Store {
   }
 
   // ---------------------------------------------------------------- helpers
+  /**
+   * Sets a route's cluster references to what its current revision names. If this fails the
+   * reservation (a superset) stays: clusters stay protected, never the other way round.
+   */
+  private async settleReferences(name: string): Promise<void> {
+    try {
+      const route = await this.getRoute(name);
+      await this.refsSet(1, this.metaKeys.refs, name, route ? referencedClusters(route.spec).join(",") : "");
+    } catch (err) {
+      this.opts.onError?.(err as Error);
+    }
+  }
+
   /**
    * Announces a committed write. The write itself is already durable, so a failure here is not the
    * caller's failure: readers' periodic full resync picks the change up even without the notification.

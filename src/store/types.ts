@@ -67,13 +67,21 @@ export interface Store {
 
   listClusters(): Promise<StoredCluster[]>;
   getCluster(name: string): Promise<StoredCluster | null>;
-  /** Creates or replaces a cluster; `changed` is false when the spec was already stored. */
+  /**
+   * Creates or replaces a cluster; `changed` is false when the spec was already stored.
+   * Throws TrustDomainConflictError when another cluster has the same trust domain.
+   */
   putCluster(name: string, spec: Cluster): Promise<{ cluster: StoredCluster; created: boolean; changed: boolean }>;
+  /** Throws ClusterInUseError while a route names the cluster. */
   deleteCluster(name: string): Promise<boolean>;
 
   listRoutes(): Promise<StoredRoute[]>;
   getRoute(name: string): Promise<StoredRoute | null>;
-  /** Atomic and revisioned: checks the precondition, writes an immutable snapshot, moves the pointer, records history. */
+  /**
+   * Atomic and revisioned: checks the precondition, writes an immutable snapshot, moves the pointer,
+   * records history. Throws UnknownClusterError when a backend names an unregistered cluster (checked
+   * so that a concurrent cluster delete cannot leave the route dangling).
+   */
   putRoute(name: string, spec: Route, pre: Precondition, meta: WriteMeta): Promise<PutResult>;
   /** Returns the deleted route's last revision, or null when there was none. */
   deleteRoute(name: string, pre: Precondition, meta: WriteMeta): Promise<number | null>;
@@ -98,6 +106,36 @@ export class PreconditionFailedError extends Error {
   }
 }
 
+/** A route names clusters that are not registered (checked atomically with the write). */
+export class UnknownClusterError extends Error {
+  constructor(readonly clusters: string[]) {
+    super(`unknown cluster(s): ${clusters.join(", ")}`);
+    this.name = "UnknownClusterError";
+  }
+}
+
+/** A cluster cannot be deleted while routes name it as a backend. */
+export class ClusterInUseError extends Error {
+  constructor(
+    readonly cluster: string,
+    readonly routes: string[],
+  ) {
+    super(`cluster "${cluster}" is a backend of route(s) ${routes.join(", ")}`);
+    this.name = "ClusterInUseError";
+  }
+}
+
+/** Each trust domain belongs to one cluster: it picks the bundle that verifies a caller. */
+export class TrustDomainConflictError extends Error {
+  constructor(
+    readonly trustDomain: string,
+    readonly owner: string,
+  ) {
+    super(`trust domain "${trustDomain}" is already used by cluster "${owner}"`);
+    this.name = "TrustDomainConflictError";
+  }
+}
+
 /** The store could not be reached or did not answer in time. */
 export class StoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -107,3 +145,8 @@ export class StoreUnavailableError extends Error {
 }
 
 export const DEFAULT_MAX_REVISIONS = 100;
+
+/** The distinct clusters a route's backends name. */
+export function referencedClusters(spec: { rules: ReadonlyArray<{ backendRefs: ReadonlyArray<{ cluster: string }> }> }): string[] {
+  return [...new Set(spec.rules.flatMap((r) => r.backendRefs.map((b) => b.cluster)))].sort();
+}
