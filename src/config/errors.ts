@@ -13,7 +13,8 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
     if (typeof key === "number") out += `[${key}]`;
     else {
       const name = String(key);
-      out += out === "" ? name : /^[A-Za-z_$][\w$-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+      const plain = /^[A-Za-z_$][\w$-]*$/.test(name);
+      out += !plain ? `[${JSON.stringify(name)}]` : out === "" ? name : `.${name}`;
     }
   }
   return out;

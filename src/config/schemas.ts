@@ -24,8 +24,8 @@ const duration = (max = MAX_TIMEOUT_MS) =>
   z.string().check((ctx) => {
     const ms = parseDuration(ctx.value);
     if (ms === undefined)
-      ctx.issues.push({ code: "custom", input: ctx.value, message: `"${ctx.value}" is not a duration (e.g. "800ms", "2s", "1m30s")` });
-    else if (ms > max) ctx.issues.push({ code: "custom", input: ctx.value, message: `must be at most ${max / 1000}s` });
+      ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `"${ctx.value}" is not a duration (e.g. "800ms", "2s", "1m30s")` });
+    else if (ms > max) ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `must be at most ${max / 1000}s` });
   });
 
 function httpUrl(what: string, opts: { allowPath: boolean }) {
@@ -33,7 +33,7 @@ function httpUrl(what: string, opts: { allowPath: boolean }) {
     .string()
     .max(2048)
     .check((ctx) => {
-      const fail = (message: string): void => void ctx.issues.push({ code: "custom", input: ctx.value, message });
+      const fail = (message: string): void => void ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message });
       let url: URL;
       try {
         url = new URL(ctx.value);
@@ -65,7 +65,7 @@ const kubernetesIssuer = z
   })
   .check((ctx) => {
     if ((ctx.value.jwks === undefined) === (ctx.value.url === undefined))
-      ctx.issues.push({ code: "custom", input: ctx.value, message: "give exactly one of jwks or url" });
+      ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: "give exactly one of jwks or url" });
   });
 
 const bundle = z
@@ -78,9 +78,9 @@ const bundle = z
   .check((ctx) => {
     const sources = ["jwks", "url", "secretId"].filter((k) => ctx.value[k as "jwks"] !== undefined);
     if (sources.length > 1)
-      ctx.issues.push({ code: "custom", input: ctx.value, message: `give one of jwks, url or secretId, not ${sources.join(" and ")}` });
+      ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `give one of jwks, url or secretId, not ${sources.join(" and ")}` });
     if (sources.length === 0 && ctx.value.kubernetes === undefined)
-      ctx.issues.push({ code: "custom", input: ctx.value, message: "give one of jwks, url, secretId or kubernetes" });
+      ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: "give one of jwks, url, secretId or kubernetes" });
   });
 
 export const clusterSchema = z.strictObject({
@@ -108,7 +108,7 @@ const pathMatch = z
   })
   .check((ctx) => {
     const v = ctx.value.value;
-    const bad = (message: string): void => void ctx.issues.push({ code: "custom", input: v, path: ["value"], message });
+    const bad = (message: string): void => void ctx.issues.push({ code: "custom", continue: true, input: v, path: ["value"], message });
     if (!v.startsWith("/")) return bad("must start with '/'");
     if (/\/\/|\/\.\.?(\/|$)|%2f|%2F|#|\?/.test(v)) return bad("must not contain '//', '/./', '/../', '%2F', '#' or '?'");
   });
@@ -155,7 +155,7 @@ const sessionKey = z
   })
   .check((ctx) => {
     const n = Object.values(ctx.value).filter((v) => v !== undefined).length;
-    if (n !== 1) ctx.issues.push({ code: "custom", input: ctx.value, message: "give exactly one of header, cookie or jwtClaim" });
+    if (n !== 1) ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: "give exactly one of header, cookie or jwtClaim" });
   });
 
 const ruleSchema = z
@@ -169,7 +169,7 @@ const ruleSchema = z
         const req = ctx.value.request === undefined ? undefined : parseDuration(ctx.value.request);
         const be = ctx.value.backendRequest === undefined ? undefined : parseDuration(ctx.value.backendRequest);
         if (req && be && be > req)
-          ctx.issues.push({ code: "custom", input: ctx.value, path: ["backendRequest"], message: "must not be longer than request" });
+          ctx.issues.push({ code: "custom", continue: true, input: ctx.value, path: ["backendRequest"], message: "must not be longer than request" });
       })
       .optional(),
     retry: z
@@ -201,13 +201,20 @@ const authorizationSchema = z
   })
   .check((ctx) => {
     const n = (ctx.value.unauthenticated !== undefined ? 1 : 0) + (ctx.value.identities !== undefined ? 1 : 0);
-    if (n !== 1) ctx.issues.push({ code: "custom", input: ctx.value, message: "give exactly one of unauthenticated or identities" });
+    if (n !== 1) ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: "give exactly one of unauthenticated or identities" });
   });
 
 export const routeSchema = z
   .strictObject({
     hostnames: z
-      .array(z.string().max(253).toLowerCase().regex(HOSTNAME, "must be a hostname, optionally with a leading '*.'"))
+      .array(
+        z
+          .string()
+          .max(253)
+          .toLowerCase()
+          .regex(HOSTNAME, "must be a hostname, optionally with a leading '*.'")
+          .refine((h) => h.split(".").every((l) => l.length <= 63), "each label must be at most 63 characters"),
+      )
       .max(16, "at most 16 hostnames")
       .default([]),
     authorization: authorizationSchema.optional(),
@@ -217,7 +224,7 @@ export const routeSchema = z
     uniqueBy(ctx, ctx.value.hostnames, (h) => h, "hostnames", undefined, "hostname");
     uniqueBy(ctx, ctx.value.rules.filter((r) => r.name !== undefined), (r) => r.name as string, "rules", "name", "rule name");
     const matches = ctx.value.rules.reduce((n, r) => n + r.matches.length, 0);
-    if (matches > 128) ctx.issues.push({ code: "custom", input: ctx.value, path: ["rules"], message: "at most 128 matches per route" });
+    if (matches > 128) ctx.issues.push({ code: "custom", continue: true, input: ctx.value, path: ["rules"], message: "at most 128 matches per route" });
   });
 export type Route = z.output<typeof routeSchema>;
 export type RouteInput = z.input<typeof routeSchema>;
@@ -226,7 +233,7 @@ export type RouteMatch = RouteRule["matches"][number];
 
 interface IssueSink {
   value: unknown;
-  issues: { push(issue: { code: "custom"; input: unknown; path?: PropertyKey[]; message: string }): void };
+  issues: { push(issue: { code: "custom"; continue?: boolean; input: unknown; path?: PropertyKey[]; message: string }): void };
 }
 
 function uniqueBy<T>(ctx: IssueSink, items: readonly T[], key: (item: T) => string, field: string, sub: string | undefined, what: string): void {
@@ -235,7 +242,7 @@ function uniqueBy<T>(ctx: IssueSink, items: readonly T[], key: (item: T) => stri
     const k = key(item);
     const first = seen.get(k);
     if (first !== undefined)
-      ctx.issues.push({ code: "custom", input: item, path: sub ? [field, i, sub] : [field, i], message: `duplicate ${what} (same as ${field}[${first}])` });
+      ctx.issues.push({ code: "custom", continue: true, input: item, path: sub ? [field, i, sub] : [field, i], message: `duplicate ${what} (same as ${field}[${first}])` });
     else seen.set(k, i);
   });
 }

@@ -153,12 +153,11 @@ describe("pickSticky", () => {
         const raised = [...weights];
         raised[j] = Math.min(1000, (weights[j] as number) + raise);
         const after = assignment(backendsOf(raised));
-        for (let b = 0; b < STICKY_BUCKETS; b++) {
-          if (before[b] === j) expect(after[b], `bucket ${b} left backend ${j}`).toBe(j);
-          else if (after[b] !== before[b]) expect(after[b], `bucket ${b} moved between other backends`).toBe(j);
-        }
+        const wrong = BUCKETS.filter((b) => after[b] !== before[b] && (before[b] === j || after[b] !== j));
+        expect(wrong, `buckets that left backend ${j} or moved between others`).toEqual([]);
+        if (raised[j] !== weights[j]) expect(after.filter((i) => i === j).length).toBeGreaterThanOrEqual(before.filter((i) => i === j).length);
       }),
-      { numRuns: 40 },
+      { numRuns: 25 },
     );
   });
 
@@ -170,12 +169,11 @@ describe("pickSticky", () => {
         const lowered = [...weights];
         lowered[j] = Math.max(0, (weights[j] as number) - lower);
         const after = assignment(backendsOf(lowered));
-        for (let b = 0; b < STICKY_BUCKETS; b++) {
-          if (before[b] !== j) expect(after[b], `bucket ${b} changed although it was not on ${j}`).toBe(before[b]);
-          else if (lowered[j] === 0) expect(after[b]).not.toBe(j);
-        }
+        const wrong = BUCKETS.filter((b) => after[b] !== before[b] && (before[b] !== j || after[b] === j));
+        expect(wrong, `buckets that moved although they were not on backend ${j}`).toEqual([]);
+        if (lowered[j] === 0) expect(after).not.toContain(j);
       }),
-      { numRuns: 40 },
+      { numRuns: 25 },
     );
   });
 
@@ -205,7 +203,7 @@ describe("pickSticky", () => {
       fc.property(fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 2, maxLength: 5 }), fc.integer({ min: 2, max: 10 }), (weights, k) => {
         expect(assignment(backendsOf(weights.map((w) => w * k)))).toEqual(assignment(backendsOf(weights)));
       }),
-      { numRuns: 30 },
+      { numRuns: 15 },
     );
   });
 
@@ -218,7 +216,7 @@ describe("pickSticky", () => {
         const backward = assignment(reversed).map((i) => reversed[i]?.id);
         expect(backward).toEqual(forward);
       }),
-      { numRuns: 20 },
+      { numRuns: 10 },
     );
   });
 });
