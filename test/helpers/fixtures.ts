@@ -27,3 +27,19 @@ export function route(overrides: Partial<RouteInput> = {}): Route {
 export function routeN(n: number, overrides: Partial<RouteInput> = {}): Route {
   return route({ hostnames: [`host-${n}.example.com`], ...overrides });
 }
+
+/**
+ * A valid cluster named `name`, with an endpoint and a trust domain of its own
+ * (`https://<name>.example.com`, `<name>.example.com`): `clusterNamed("east")` equals `cluster()`.
+ */
+export function clusterNamed(name: string, overrides: Partial<ClusterInput> = {}): Cluster {
+  return cluster({ endpoint: `https://${name}.example.com`, trustDomain: `${name}.example.com`, ...overrides });
+}
+
+/** A valid route with one rule whose backends are one service in each of `clusters`, in that order. */
+export function routeVia(clusters: string[], overrides: Partial<RouteInput> = {}): Route {
+  return route({
+    rules: [{ backendRefs: clusters.map((c) => ({ cluster: c, service: "checkout.shop.svc.cluster.local", port: 8080 })) }],
+    ...overrides,
+  });
+}

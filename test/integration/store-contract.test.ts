@@ -6,14 +6,18 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.ts";
 import {
+  ClusterInUseError,
   PreconditionFailedError,
   StoreUnavailableError,
+  TrustDomainConflictError,
+  UnknownClusterError,
   type ChangeEvent,
+  type Precondition,
   type RevisionRecord,
   type Store,
   type WriteMeta,
 } from "../../src/store/types.ts";
-import { cluster, route, routeN } from "../helpers/fixtures.ts";
+import { cluster, clusterNamed, route, routeN, routeVia } from "../helpers/fixtures.ts";
 import { freePort, startRedis, uniquePrefix, type RedisServer } from "../helpers/redis-server.ts";
 
 // ---------------------------------------------------------------- harness
@@ -82,6 +86,23 @@ async function expectPreconditionFailed(call: Promise<unknown>, current: number)
   expect((err as PreconditionFailedError).current).toBe(current);
 }
 
+/** A write the store refused on purpose (as opposed to one that broke). */
+function isRefusal(e: unknown): boolean {
+  return e instanceof PreconditionFailedError || e instanceof UnknownClusterError || e instanceof ClusterInUseError || e instanceof TrustDomainConflictError;
+}
+
+/** Awaits a rejection of the given class and returns the error, failing clearly if the call succeeded. */
+async function rejectionOf<E extends Error>(call: Promise<unknown>, type: new (...args: never[]) => E): Promise<E> {
+  const err = await call.then(
+    (value) => {
+      throw new Error(`expected ${type.name}, but the call succeeded with ${JSON.stringify(value)}`);
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(type);
+  return err as E;
+}
+
 /** Records a store's change events; `waitFor` resolves with the first (past or future) match. */
 async function recordEvents(store: Store) {
   const events: ChangeEvent[] = [];
@@ -137,6 +158,15 @@ function reordered<T extends object>(value: T): T {
 
 describe.each(backends)("Store contract ($name)", (backend) => {
   const open = (opts?: OpenOptions) => backend.open(opts);
+  /**
+   * A store with cluster "east" registered, which the route fixtures name: a route may only name
+   * registered clusters. The seed moves the version once; assertions on it are relative.
+   */
+  const openSeeded = async (opts?: OpenOptions) => {
+    const s = await open(opts);
+    expect((await s.putCluster("east", cluster())).created).toBe(true);
+    return s;
+  };
 
   it("reports its kind", async () => {
     const s = await open();
@@ -214,9 +244,180 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
   });
 
+  describe("referential integrity", () => {
+    const hosts = (name: string) => ({ hostnames: [`${name}.example.com`] });
+
+    it("putRoute naming unregistered clusters throws UnknownClusterError listing exactly the missing ones, and writes nothing", async () => {
+      const s = await openSeeded();
+      const feed = await recordEvents(s);
+      const v = await s.version();
+      // east is registered, west and north are not; north is named twice and listed once.
+      const spec = route({
+        rules: [
+          { backendRefs: [{ cluster: "east", service: "a.shop", port: 8080 }, { cluster: "west", service: "a.shop", port: 8080 }] },
+          { backendRefs: [{ cluster: "north", service: "a.shop", port: 8080 }, { cluster: "north", service: "b.shop", port: 8080 }] },
+        ],
+      });
+      const err = await rejectionOf(s.putRoute("shop", spec, {}, alice), UnknownClusterError);
+      expect(err.name).toBe("UnknownClusterError");
+      expect([...err.clusters].sort()).toStrictEqual(["north", "west"]);
+      expect(err.message).toMatch(/north/);
+      expect(err.message).toMatch(/west/);
+
+      expect(await s.getRoute("shop")).toBeNull();
+      expect(await s.listRoutes()).toStrictEqual([]);
+      expect(await s.listRevisions("shop")).toStrictEqual([]);
+      expect(await s.version()).toBe(v);
+
+      // No revision number was burned, and nothing was announced: the first event is this write's.
+      expect((await s.putRoute("shop", route(), {}, alice)).route.revision).toBe(1);
+      await feed.waitFor((e) => e.kind === "route", "route");
+      expect(feed.events.map((e) => `${e.kind}:${e.name}`)).toStrictEqual(["route:shop"]);
+    });
+
+    it("the cluster check comes before the precondition, also for a rollback, and keeps the current route", async () => {
+      const s = await openSeeded();
+      const current = (await s.putRoute("shop", route(), {}, alice)).route;
+      const v = await s.version();
+      const preconditions: Precondition[] = [{}, { ifMatch: 1 }, { ifMatch: 7 }, { ifMatch: "*" }, { ifNoneMatch: "*" }];
+      for (const pre of preconditions) {
+        const err = await rejectionOf(s.putRoute("shop", routeVia(["east", "west"]), pre, alice), UnknownClusterError);
+        expect(err.clusters, JSON.stringify(pre)).toStrictEqual(["west"]);
+      }
+      await rejectionOf(s.putRoute("shop", routeVia(["west"]), {}, { actor: "bob", action: "rollback", restoredFrom: 1 }), UnknownClusterError);
+      expect(await s.getRoute("shop")).toStrictEqual(current);
+      expect(revisionsOf(await s.listRevisions("shop"))).toStrictEqual([1]);
+      expect(await s.version()).toBe(v);
+
+      // Once west is registered the same write goes through, as the next revision.
+      await s.putCluster("west", clusterNamed("west"));
+      expect(await s.putRoute("shop", routeVia(["east", "west"]), { ifMatch: 1 }, alice)).toMatchObject({ outcome: "updated", route: { revision: 2 } });
+    });
+
+    it("a refused putRoute leaves nothing behind that keeps a cluster in use", async () => {
+      const s = await openSeeded();
+      await s.putCluster("west", clusterNamed("west"));
+      // Refused for an unknown cluster (north), and refused by its precondition: neither holds east or west.
+      await rejectionOf(s.putRoute("shop", routeVia(["east", "north"]), {}, alice), UnknownClusterError);
+      await expectPreconditionFailed(s.putRoute("shop", routeVia(["west"]), { ifMatch: 5 }, alice), 0);
+      expect(await s.deleteCluster("east")).toBe(true);
+      expect(await s.deleteCluster("west")).toBe(true);
+      expect(await s.listClusters()).toStrictEqual([]);
+    });
+
+    it("deleteCluster of a referenced cluster throws ClusterInUseError naming the routes, and keeps the cluster and its trust domain", async () => {
+      const s = await openSeeded();
+      await s.putCluster("west", clusterNamed("west"));
+      await s.putRoute("shop", routeVia(["east", "west"]), {}, alice);
+      await s.putRoute("api", routeVia(["west"], hosts("api")), {}, alice);
+      await s.putRoute("web", routeVia(["east"], hosts("web")), {}, alice);
+      const v = await s.version();
+
+      const west = await rejectionOf(s.deleteCluster("west"), ClusterInUseError);
+      expect(west.name).toBe("ClusterInUseError");
+      expect(west.cluster).toBe("west");
+      expect([...west.routes].sort()).toStrictEqual(["api", "shop"]);
+      expect(west.message).toMatch(/api/);
+      const east = await rejectionOf(s.deleteCluster("east"), ClusterInUseError);
+      expect(east.cluster).toBe("east");
+      expect([...east.routes].sort()).toStrictEqual(["shop", "web"]);
+
+      expect(await s.getCluster("west")).toMatchObject({ name: "west", spec: clusterNamed("west") });
+      expect((await s.listClusters()).map((c) => c.name)).toStrictEqual(["east", "west"]);
+      expect(await s.version()).toBe(v);
+      // The refused delete did not release the trust domain either.
+      expect((await rejectionOf(s.putCluster("clash", clusterNamed("clash", { trustDomain: "west.example.com" })), TrustDomainConflictError)).owner).toBe("west");
+      // An unchanged put of a route keeps its references.
+      expect((await s.putRoute("api", routeVia(["west"], hosts("api")), {}, alice)).outcome).toBe("unchanged");
+      expect((await rejectionOf(s.deleteCluster("west"), ClusterInUseError)).routes.slice().sort()).toStrictEqual(["api", "shop"]);
+    });
+
+    it("once no route names a cluster (routes changed or deleted) it can be deleted, and then no route can name it", async () => {
+      const s = await openSeeded();
+      await s.putCluster("west", clusterNamed("west"));
+      await s.putRoute("shop", routeVia(["east", "west"]), {}, alice);
+      await s.putRoute("api", routeVia(["west"], hosts("api")), {}, alice);
+
+      // shop changes to stop naming west; api still names it.
+      await s.putRoute("shop", routeVia(["east"]), {}, alice);
+      expect((await rejectionOf(s.deleteCluster("west"), ClusterInUseError)).routes).toStrictEqual(["api"]);
+
+      // api is deleted: nothing names west any more (old revisions do not count).
+      await s.deleteRoute("api", {}, alice);
+      const v = await s.version();
+      expect(await s.deleteCluster("west")).toBe(true);
+      expect(await s.getCluster("west")).toBeNull();
+      expect(await s.version()).toBeGreaterThan(v);
+
+      // Now west is unknown: neither a new route nor a rollback to a revision that named it is accepted.
+      const v2 = await s.version();
+      expect((await rejectionOf(s.putRoute("api", routeVia(["west"], hosts("api")), {}, alice), UnknownClusterError)).clusters).toStrictEqual(["west"]);
+      const old = await s.getRevision("shop", 1);
+      expect(old?.spec).toStrictEqual(routeVia(["east", "west"]));
+      await rejectionOf(s.putRoute("shop", old?.spec ?? route(), {}, { actor: "bob", action: "rollback", restoredFrom: 1 }), UnknownClusterError);
+      expect(await s.getRoute("shop")).toMatchObject({ revision: 2, spec: routeVia(["east"]) });
+      expect(await s.version()).toBe(v2);
+
+      // shop moves away from east as well; then east goes too.
+      await s.putCluster("north", clusterNamed("north"));
+      await s.putRoute("shop", routeVia(["north"]), {}, alice);
+      expect(await s.deleteCluster("east")).toBe(true);
+      expect((await rejectionOf(s.deleteCluster("north"), ClusterInUseError)).routes).toStrictEqual(["shop"]);
+    });
+
+    it("putCluster with another cluster's trust domain throws TrustDomainConflictError naming the owner, and writes nothing", async () => {
+      const s = await open();
+      await s.putCluster("east", cluster());
+      await s.putCluster("west", clusterNamed("west"));
+      const feed = await recordEvents(s);
+      const v = await s.version();
+
+      // A new cluster...
+      const created = await rejectionOf(s.putCluster("north", clusterNamed("north", { trustDomain: "east.example.com" })), TrustDomainConflictError);
+      expect(created.name).toBe("TrustDomainConflictError");
+      expect(created.trustDomain).toBe("east.example.com");
+      expect(created.owner).toBe("east");
+      expect(created.message).toMatch(/east\.example\.com/);
+      expect(await s.getCluster("north")).toBeNull();
+
+      // ...and an existing one moving onto a taken trust domain keeps its spec.
+      const replaced = await rejectionOf(s.putCluster("west", clusterNamed("west", { trustDomain: "east.example.com" })), TrustDomainConflictError);
+      expect(replaced.owner).toBe("east");
+      expect((await s.getCluster("west"))?.spec).toStrictEqual(clusterNamed("west"));
+
+      expect((await s.listClusters()).map((c) => c.name)).toStrictEqual(["east", "west"]);
+      expect(await s.version()).toBe(v);
+      // Replacing a cluster while keeping its own trust domain is no conflict.
+      expect(await s.putCluster("east", cluster({ endpoint: "https://east-2.example.com" }))).toMatchObject({ created: false, changed: true });
+      await feed.waitFor((e) => e.kind === "cluster", "cluster");
+      expect(feed.events.map((e) => `${e.kind}:${e.name}`)).toStrictEqual(["cluster:east"]);
+    });
+
+    it("changing a cluster's trust domain frees the old one and takes the new one", async () => {
+      const s = await open();
+      await s.putCluster("east", cluster());
+      await s.putCluster("east", cluster({ trustDomain: "east-2.example.com" }));
+      expect((await s.putCluster("west", clusterNamed("west", { trustDomain: "east.example.com" }))).created).toBe(true);
+      expect((await rejectionOf(s.putCluster("north", clusterNamed("north", { trustDomain: "east-2.example.com" })), TrustDomainConflictError)).owner).toBe("east");
+      // ...and east cannot take back the one it gave up.
+      expect((await rejectionOf(s.putCluster("east", cluster()), TrustDomainConflictError)).owner).toBe("west");
+      expect((await s.getCluster("east"))?.spec.trustDomain).toBe("east-2.example.com");
+    });
+
+    it("a deleted cluster frees its trust domain", async () => {
+      const s = await open();
+      await s.putCluster("east", cluster());
+      expect(await s.deleteCluster("east")).toBe(true);
+      expect((await s.putCluster("west", clusterNamed("west", { trustDomain: "east.example.com" }))).created).toBe(true);
+      expect((await rejectionOf(s.putCluster("east", cluster()), TrustDomainConflictError)).owner).toBe("west");
+      expect(await s.deleteCluster("west")).toBe(true);
+      expect((await s.putCluster("east", cluster())).created).toBe(true);
+    });
+  });
+
   describe("routes: revisions", () => {
     it("create is revision 1, update is 2, an identical put is unchanged with no new revision", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const a = route();
       const created = await s.putRoute("shop", a, {}, alice);
       expect(created.outcome).toBe("created");
@@ -242,7 +443,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("lists revisions newest first with action, actor, time and spec", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const a = route();
       const b = routeN(2);
       await s.putRoute("shop", a, {}, { actor: "alice" });
@@ -271,7 +472,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("updatedAt of the current route is the time of its latest revision", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const first = await s.putRoute("shop", route(), {}, alice);
       const second = await s.putRoute("shop", routeN(2), {}, alice);
       expect(second.route.updatedAt > first.route.updatedAt).toBe(true);
@@ -283,7 +484,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("a spec is stored independently of the caller's object", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const spec = route();
       const put = await s.putRoute("shop", spec, {}, alice);
       spec.hostnames.push("mutated.example.com");
@@ -299,7 +500,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("re-creating a deleted route continues the revision numbers", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       await s.putRoute("shop", routeN(2), {}, alice);
       expect(await s.deleteRoute("shop", {}, alice)).toBe(2);
@@ -321,7 +522,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("a rollback writes a new revision even when the spec is identical, and records restoredFrom", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const a = route();
       await s.putRoute("shop", a, {}, alice);
       await s.putRoute("shop", routeN(2), {}, alice);
@@ -345,7 +546,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("a rollback of a deleted route re-creates it (outcome created, action rollback)", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const a = route();
       await s.putRoute("shop", a, {}, alice);
       await s.deleteRoute("shop", {}, alice);
@@ -360,7 +561,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("keeps only the last maxRevisions history entries", async () => {
-      const s = await open({ maxRevisions: 5 });
+      const s = await openSeeded({ maxRevisions: 5 });
       for (let i = 1; i <= 12; i++) {
         const put = await s.putRoute("shop", routeN(i), {}, alice);
         expect(put.route.revision).toBe(i);
@@ -385,7 +586,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("keeps history per route", async () => {
-      const s = await open({ maxRevisions: 5 });
+      const s = await openSeeded({ maxRevisions: 5 });
       await s.putRoute("a", routeN(1), {}, alice);
       for (let i = 1; i <= 7; i++) await s.putRoute("b", routeN(i), {}, alice);
       expect(revisionsOf(await s.listRevisions("a"))).toStrictEqual([1]);
@@ -396,7 +597,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
 
   describe("routes: preconditions", () => {
     it("ifMatch with the current revision succeeds", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       const put = await s.putRoute("shop", routeN(2), { ifMatch: 1 }, alice);
       expect(put).toMatchObject({ outcome: "updated", route: { revision: 2 } });
@@ -404,7 +605,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("a stale ifMatch fails with PreconditionFailedError carrying the current revision, and writes nothing", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       const current = await s.putRoute("shop", routeN(2), {}, alice);
       const v = await s.version();
@@ -417,7 +618,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("the error names the current revision", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       const err = await s.putRoute("shop", routeN(2), { ifMatch: 7 }, alice).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PreconditionFailedError);
@@ -426,7 +627,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("the precondition is checked before an identical spec counts as unchanged", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       await s.putRoute("shop", routeN(2), {}, alice);
       await expectPreconditionFailed(s.putRoute("shop", routeN(2), { ifMatch: 1 }, alice), 2);
@@ -435,7 +636,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("ifMatch with a number on a missing route fails with current 0", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await expectPreconditionFailed(s.putRoute("shop", route(), { ifMatch: 1 }, alice), 0);
       await expectPreconditionFailed(s.putRoute("shop", route(), { ifMatch: 5 }, alice), 0);
       expect(await s.getRoute("shop")).toBeNull();
@@ -443,7 +644,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("ifNoneMatch '*' creates a missing route and fails on an existing one", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const created = await s.putRoute("shop", route(), { ifNoneMatch: "*" }, alice);
       expect(created).toMatchObject({ outcome: "created", route: { revision: 1 } });
       await expectPreconditionFailed(s.putRoute("shop", routeN(2), { ifNoneMatch: "*" }, alice), 1);
@@ -452,7 +653,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("ifMatch '*' fails on a missing route, leaving it missing, and succeeds on an existing one", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const v = await s.version();
       await expectPreconditionFailed(s.putRoute("shop", route(), { ifMatch: "*" }, alice), 0);
       expect(await s.getRoute("shop")).toBeNull();
@@ -467,7 +668,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("ifMatch '*' also fails on a route that was deleted", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       await s.deleteRoute("shop", {}, alice);
       await expectPreconditionFailed(s.putRoute("shop", route(), { ifMatch: "*" }, alice), 0);
@@ -478,7 +679,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
 
   describe("routes: delete", () => {
     it("delete without a precondition returns the last revision and records a delete", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       await s.putRoute("shop", routeN(2), {}, alice);
       const v = await s.version();
@@ -493,7 +694,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("delete with ifMatch: the current revision succeeds, a stale one fails and keeps the route", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       const current = await s.putRoute("shop", routeN(2), {}, alice);
       const v = await s.version();
@@ -508,14 +709,14 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("delete with ifMatch '*' deletes an existing route", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       expect(await s.deleteRoute("shop", { ifMatch: "*" }, alice)).toBe(1);
       expect(await s.getRoute("shop")).toBeNull();
     });
 
     it("deleting a missing route returns null and changes nothing", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("other", route(), {}, alice);
       const v = await s.version();
       expect(await s.deleteRoute("shop", {}, alice)).toBeNull();
@@ -530,14 +731,14 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("deleting a missing route with ifMatch fails with current 0", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await expectPreconditionFailed(s.deleteRoute("shop", { ifMatch: "*" }, alice), 0);
       await expectPreconditionFailed(s.deleteRoute("shop", { ifMatch: 1 }, alice), 0);
       expect(await s.listRevisions("shop")).toStrictEqual([]);
     });
 
     it("deleteRoute returns the revision it deleted, also when an update lands just before it", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       // Started together: whichever order the store applies them in, the delete must report the
       // revision that was current when it deleted.
@@ -557,7 +758,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
 
   describe("listing and snapshot", () => {
     it("listRoutes is sorted by name and omits deleted routes", async () => {
-      const s = await open();
+      const s = await openSeeded();
       expect(await s.listRoutes()).toStrictEqual([]);
       for (const [i, name] of ["web", "api", "mobile", "admin"].entries()) await s.putRoute(name, routeN(i), {}, alice);
       await s.putRoute("api", routeN(9), {}, alice);
@@ -602,7 +803,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
       expect(last).toBe(0);
       const step = async (what: string, effective: boolean, write: () => Promise<unknown>) => {
         await write().catch((e: unknown) => {
-          if (!(e instanceof PreconditionFailedError)) throw e;
+          if (effective || !isRefusal(e)) throw e;
         });
         const now = await s.version();
         if (effective) expect(now, `${what} should move the version`).toBeGreaterThan(last);
@@ -612,7 +813,10 @@ describe.each(backends)("Store contract ($name)", (backend) => {
       await step("create cluster", true, () => s.putCluster("east", cluster()));
       await step("same cluster", false, () => s.putCluster("east", cluster()));
       await step("replace cluster", true, () => s.putCluster("east", cluster({ endpoint: "https://b.example.com" })));
+      await step("route naming an unknown cluster", false, () => s.putRoute("shop", routeVia(["east", "west"]), {}, alice));
+      await step("cluster with a taken trust domain", false, () => s.putCluster("west", cluster()));
       await step("create route", true, () => s.putRoute("shop", route(), {}, alice));
+      await step("delete cluster in use", false, () => s.deleteCluster("east"));
       await step("same route", false, () => s.putRoute("shop", route(), {}, alice));
       await step("update route", true, () => s.putRoute("shop", routeN(2), {}, alice));
       await step("stale ifMatch", false, () => s.putRoute("shop", routeN(3), { ifMatch: 1 }, alice));
@@ -627,7 +831,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
 
   describe("subscribe", () => {
     it("delivers a route event for a route write, carrying the version after the write", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const feed = await recordEvents(s);
       await s.putRoute("shop", route(), {}, alice);
       const v1 = await s.version();
@@ -664,14 +868,18 @@ describe.each(backends)("Store contract ($name)", (backend) => {
       await s.putRoute("shop", route(), {}, alice);
       await s.putRoute("shop", routeN(2), { ifMatch: 9 }, alice).catch(() => undefined);
       await s.deleteRoute("nope", {}, alice);
+      // Refused writes are not writes either.
+      await expect(s.putRoute("other", routeVia(["nowhere"]), {}, alice)).rejects.toBeInstanceOf(UnknownClusterError);
+      await expect(s.deleteCluster("east")).rejects.toBeInstanceOf(ClusterInUseError);
+      await expect(s.putCluster("clash", cluster())).rejects.toBeInstanceOf(TrustDomainConflictError);
       // A marker write: events are delivered in order, so anything above would arrive before it.
-      await s.putCluster("marker", cluster());
+      await s.putCluster("marker", clusterNamed("marker"));
       await feed.waitFor((e) => e.name === "marker", "marker");
       expect(feed.events.map((e) => `${e.kind}:${e.name}`)).toStrictEqual(["cluster:marker"]);
     });
 
     it("an unsubscribed listener receives nothing more; others still do", async () => {
-      const s = await open();
+      const s = await openSeeded();
       const gone = await recordEvents(s);
       const stays = await recordEvents(s);
       await gone.unsubscribe();
@@ -684,7 +892,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
 
   describe("concurrency", () => {
     it("20 concurrent putRoute calls with the same ifMatch: exactly one wins", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       const specs = Array.from({ length: 20 }, (_, i) => routeN(100 + i));
       const results = await Promise.allSettled(specs.map((spec, i) => s.putRoute("shop", spec, { ifMatch: 1 }, { actor: `w${i}` })));
@@ -706,7 +914,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
     });
 
     it("20 concurrent unconditional writes get distinct revisions and a gap-free history", async () => {
-      const s = await open();
+      const s = await openSeeded();
       await s.putRoute("shop", route(), {}, alice);
       const v = await s.version();
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.putRoute("shop", routeN(200 + i), {}, alice)));
@@ -727,6 +935,8 @@ describe("RedisStore", () => {
   it("20 concurrent conditional writes from four clients: one wins, 19 fail, history is gap-free", async () => {
     const stores = await Promise.all([openRedis(), openRedis(), openRedis(), openRedis()]);
     const [first] = stores as [RedisStore, ...RedisStore[]];
+    await first.putCluster("east", cluster());
+    expect(await first.version()).toBe(1);
     await first.putRoute("shop", route(), {}, alice);
     await first.putRoute("shop", routeN(1), {}, alice);
     const specs = Array.from({ length: 20 }, (_, i) => routeN(100 + i));
@@ -743,16 +953,18 @@ describe("RedisStore", () => {
     expect(revisionsOf(history)).toStrictEqual([3, 2, 1]);
     expect(history[0]).toMatchObject({ action: "update", actor: `w${won[0]}`, spec: specs[won[0]!] });
     expect(await stores[2]!.getRoute("shop")).toMatchObject({ revision: 3, spec: specs[won[0]!] });
-    expect(await first.version()).toBe(3);
+    // One cluster and three route revisions: the 19 refused writes moved nothing.
+    expect(await first.version()).toBe(4);
   });
 
   it("concurrent unconditional writes from four clients form a contiguous history", async () => {
     const stores = await Promise.all([openRedis(), openRedis(), openRedis(), openRedis()]);
+    await stores[0]!.putCluster("east", cluster());
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % 4]!.putRoute("shop", routeN(i), {}, alice)));
     expect(results.map((r) => r.route.revision).sort((a, b) => a - b)).toStrictEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     expect(results.filter((r) => r.outcome === "created")).toHaveLength(1);
     expect(revisionsOf(await stores[0]!.listRevisions("shop"))).toStrictEqual(descending(40, 1));
-    expect(await stores[1]!.version()).toBe(40);
+    expect(await stores[1]!.version()).toBe(41); // the cluster, then 40 route writes
   });
 
   it("a second instance on the same prefix sees the first one's writes and receives its events", async () => {
@@ -776,22 +988,97 @@ describe("RedisStore", () => {
     await expectPreconditionFailed(writer.putRoute("shop", routeN(3), { ifMatch: 1 }, alice), 2);
   });
 
+  it("10 concurrent putCluster calls with one trust domain, from four clients: exactly one succeeds", async () => {
+    const stores = await Promise.all([openRedis(), openRedis(), openRedis(), openRedis()]);
+    for (let round = 0; round < 3; round++) {
+      const trustDomain = `race-${round}.example.com`;
+      const names = Array.from({ length: 10 }, (_, i) => `r${round}-c${i}`);
+      const results = await Promise.allSettled(names.map((name, i) => stores[i % stores.length]!.putCluster(name, clusterNamed(name, { trustDomain }))));
+      const won = names.filter((_, i) => results[i]?.status === "fulfilled");
+      expect(won, `round ${round}`).toHaveLength(1);
+      const winner = won[0];
+      for (const r of results) {
+        if (r.status === "fulfilled") {
+          expect(r.value).toMatchObject({ created: true, changed: true, cluster: { name: winner } });
+          continue;
+        }
+        expect(r.reason).toBeInstanceOf(TrustDomainConflictError);
+        expect(r.reason).toMatchObject({ trustDomain, owner: winner });
+      }
+      const owners = (await stores[round % 4]!.listClusters()).filter((c) => c.spec.trustDomain === trustDomain);
+      expect(owners.map((c) => c.name)).toStrictEqual([winner]);
+    }
+    // Three clusters written, 27 refused: the version counts only the writes.
+    expect(await stores[0]!.version()).toBe(3);
+  });
+
+  it("10 pairs of concurrent (deleteCluster X, putRoute naming X) on two clients: never both succeed, and no route names a missing cluster", async () => {
+    const [a, b] = (await Promise.all([openRedis(), openRedis()])) as [RedisStore, RedisStore];
+    const n = 10;
+    for (let i = 0; i < n; i++) await a.putCluster(`x${i}`, clusterNamed(`x${i}`));
+    // Vary which call starts first and by how much, so the two interleave in different ways.
+    const pause = (i: number) => new Promise<void>((resolve) => (i % 4 === 0 ? resolve() : i % 4 === 1 ? setImmediate(resolve) : setTimeout(resolve, (i % 4) - 1)));
+    const pairs = await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        const del = async () => {
+          if (i % 2 === 1) await pause(i);
+          return (i % 2 === 0 ? a : b).deleteCluster(`x${i}`);
+        };
+        const put = async () => {
+          if (i % 2 === 0) await pause(i);
+          return (i % 2 === 0 ? b : a).putRoute(`r${i}`, routeVia([`x${i}`], { hostnames: [`r${i}.example.com`] }), {}, alice);
+        };
+        return Promise.allSettled([del(), put()]);
+      }),
+    );
+    const outcomes = pairs.map(([del, put]) => `${del.status === "fulfilled" ? `delete:${del.value}` : `delete:${(del.reason as Error).name}`}/${put.status === "fulfilled" ? "put:ok" : `put:${(put.reason as Error).name}`}`);
+    const clusters = new Set((await b.listClusters()).map((c) => c.name));
+    const routes = await a.listRoutes();
+
+    pairs.forEach(([del, put], i) => {
+      const deleted = del.status === "fulfilled" && del.value;
+      const written = put.status === "fulfilled";
+      expect(deleted && written, `pair ${i}: ${outcomes[i]}`).toBe(false);
+      // Exactly one wins: the loser is refused for the winner's sake, with the error that says why.
+      expect(deleted || written, `pair ${i}: ${outcomes[i]}`).toBe(true);
+      if (deleted) {
+        expect(put.status === "rejected" && put.reason).toBeInstanceOf(UnknownClusterError);
+        expect(put.status === "rejected" && (put.reason as UnknownClusterError).clusters).toStrictEqual([`x${i}`]);
+        expect(clusters.has(`x${i}`)).toBe(false);
+        expect(routes.some((r) => r.name === `r${i}`)).toBe(false);
+      } else {
+        expect(del.status === "rejected" && del.reason).toBeInstanceOf(ClusterInUseError);
+        expect(del.status === "rejected" && (del.reason as ClusterInUseError).routes).toStrictEqual([`r${i}`]);
+        expect(clusters.has(`x${i}`)).toBe(true);
+        expect(routes.find((r) => r.name === `r${i}`)?.spec).toStrictEqual(routeVia([`x${i}`], { hostnames: [`r${i}.example.com`] }));
+      }
+    });
+    const dangling = routes.flatMap((r) => r.spec.rules.flatMap((rule) => rule.backendRefs.filter((ref) => !clusters.has(ref.cluster)).map((ref) => `${r.name} -> ${ref.cluster}`)));
+    expect(dangling, outcomes.join(" ")).toStrictEqual([]);
+
+    // The references settled: once the routes are gone, every remaining cluster can be deleted.
+    for (const r of routes) await a.deleteRoute(r.name, {}, alice);
+    for (const name of clusters) expect(await b.deleteCluster(name)).toBe(true);
+    expect(await a.listClusters()).toStrictEqual([]);
+  });
+
   it("stores on different prefixes do not see each other", async () => {
     const a = await openRedis();
     const b = await openRedis({ prefix: uniquePrefix("other") });
     const feed = await recordEvents(b);
-    await a.putRoute("shop", route(), {}, alice);
     await a.putCluster("east", cluster());
+    await a.putRoute("shop", route(), {}, alice);
     expect(await b.getRoute("shop")).toBeNull();
     expect(await b.listClusters()).toStrictEqual([]);
     expect(await b.version()).toBe(0);
-    await b.putCluster("marker", cluster());
+    await b.putCluster("marker", clusterNamed("marker"));
     await feed.waitFor((e) => e.name === "marker", "marker");
     expect(feed.events.map((e) => e.name)).toStrictEqual(["marker"]);
   });
 
   it("trimmed revisions leave no snapshot keys behind in Redis", async () => {
     const s = await openRedis({ maxRevisions: 5 });
+    await s.putCluster("east", cluster());
     for (let i = 1; i <= 12; i++) await s.putRoute("shop", routeN(i), {}, alice);
     const raw = new Redis(inject("redisUrl"), { lazyConnect: true });
     try {

@@ -195,11 +195,14 @@ const invalid: Case[] = [
   r("service not a DNS name", route({ backendRefs: [be(), be2({ service: "Checkout_Svc" })] }), ["rules[0].backendRefs[1].service"]),
   r("cluster name not a DNS label", route({ backendRefs: [be(), be2({ cluster: "West.1" })] }), ["rules[0].backendRefs[1].cluster"]),
   // --- strict objects
-  r("unknown field at top level", route({}, { hostname: ["a.example"] }), ["body"], '"hostname"'),
-  r("unknown field in a rule", route({ timeout: { request: "2s" } }), ["rules[0]"], '"timeout"'),
-  r("unknown field in a backend", route({ backendRefs: [be(), be2({ wieght: 5 })] }), ["rules[0].backendRefs[1]"], '"wieght"'),
-  r("unknown field in a path match", withMatch({ path: { type: "Exact", value: "/", caseInsensitive: true } }), ["rules[0].matches[0].path"]),
-  r("unknown field in timeouts", route({ timeouts: { idle: "5s" } }), ["rules[0].timeouts"]),
+  r("unknown field at top level", route({}, { hostname: ["a.example"] }), ["hostname"], 'unknown field "hostname"'),
+  r("unknown field in a rule", route({ timeout: { request: "2s" } }), ["rules[0].timeout"], 'unknown field "timeout"'),
+  r("unknown field in a backend", route({ backendRefs: [be(), be2({ wieght: 5 })] }), ["rules[0].backendRefs[1].wieght"], 'unknown field "wieght"'),
+  r("unknown field in a path match", withMatch({ path: { type: "Exact", value: "/", caseInsensitive: true } }), ["rules[0].matches[0].path.caseInsensitive"]),
+  r("two unknown fields in one object", route({ backendRefs: [be({ wieght: 5, prot: 80 }), be2()] }), ["rules[0].backendRefs[0].prot", "rules[0].backendRefs[0].wieght"]),
+  // BUG: src/config/errors.ts formatPath does not quote a non-identifier FIRST key (gives `my field`).
+  r("unknown field with an odd name", route({}, { "my field": 1 }), ['["my field"]']),
+  r("unknown field in timeouts", route({ timeouts: { idle: "5s" } }), ["rules[0].timeouts.idle"]),
   // --- durations
   r("bad request duration", route({ timeouts: { request: "2 seconds" } }), ["rules[0].timeouts.request"], "is not a duration"),
   r("fractional duration", route({ timeouts: { backendRequest: "1.5s" } }), ["rules[0].timeouts.backendRequest"]),
@@ -264,7 +267,7 @@ const invalid: Case[] = [
   c("endpoint link-local fe80::", cluster({ endpoint: "http://[fe80::1]:8080/" }), ["endpoint"], "link-local"),
   c("trustDomain with upper case", cluster({ trustDomain: "East.example" }), ["trustDomain"]),
   c("trustDomain with a slash", cluster({ trustDomain: "east.example/ns" }), ["trustDomain"]),
-  c("unknown field in a cluster", cluster({ endpoints: ["https://x.example"] }), ["body"], '"endpoints"'),
+  c("unknown field in a cluster", cluster({ endpoints: ["https://x.example"] }), ["endpoints"], 'unknown field "endpoints"'),
   c("bundle with both jwks and url", cluster({ bundle: { jwks: { keys: [] }, url: "https://east.example/keys" } }), ["bundle"], "not jwks and url"),
   c("bundle with url and secretId", cluster({ bundle: { url: "https://east.example/keys", secretId: "s" } }), ["bundle"], "not url and secretId"),
   c("empty bundle", cluster({ bundle: {} }), ["bundle"], "give one of jwks, url, secretId or kubernetes"),
@@ -275,7 +278,7 @@ const invalid: Case[] = [
   c("bundle jwks key without kty", cluster({ bundle: { jwks: { keys: [{ kty: "EC" }, { crv: "P-256" }] } } }), ["bundle.jwks.keys[1].kty"]),
   c("health path without slash", cluster({ health: { path: "ready" } }), ["health.path"]),
   c("health interval not a duration", cluster({ health: { interval: "5" } }), ["health.interval"]),
-  c("unknown field in health", cluster({ health: { port: 9090 } }), ["health"]),
+  c("unknown field in health", cluster({ health: { port: 9090 } }), ["health.port"]),
   c("remoteWrite url with a query", cluster({ metrics: { remoteWrite: { url: "https://prom.east.example/write?tenant=a" } } }), ["metrics.remoteWrite.url"]),
 ];
 
@@ -305,7 +308,7 @@ describe("every problem is reported, not just the first", () => {
     };
     const errors = errorsOf(() => parseRoute(doc));
     expect(pathsOf(errors)).toEqual(
-      ["hostnames[1]", "body", "rules[0].backendRefs[1].weight", "rules[1].backendRefs[0].port", "rules[1].timeouts.request", "rules[1].matches[0].method"].sort(),
+      ["hostnames[1]", "extra", "rules[0].backendRefs[1].weight", "rules[1].backendRefs[0].port", "rules[1].timeouts.request", "rules[1].matches[0].method"].sort(),
     );
   });
 
@@ -436,5 +439,20 @@ describe("formatPath", () => {
     [["x", "_private", "$ref"], "x._private.$ref"],
   ] as [PropertyKey[], string][])("%j -> %s", (path, out) => {
     expect(formatPath(path)).toBe(out);
+  });
+
+  // BUG: src/config/errors.ts formatPath renders a first key verbatim, so ["a.b"] and ["a", "b"] both
+  // give "a.b" (and ["my field"] gives "my field"): the first key needs the same quoting as the others.
+  it.each([
+    [["a.b"], '["a.b"]'],
+    [["my field"], '["my field"]'],
+    [["a b", "c"], '["a b"].c'],
+  ] as [PropertyKey[], string][])("quotes a first key that is not an identifier: %j -> %s", (path, out) => {
+    expect(formatPath(path)).toBe(out);
+  });
+
+  it("renders different paths differently", () => {
+    expect(formatPath(["a", "b"])).not.toBe(formatPath(["a", "b c"]));
+    expect(formatPath(["rules", 0])).not.toBe(formatPath(["rules", "0"]));
   });
 });
