@@ -2,7 +2,8 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { registerClusterRoutes } from "./admin/clusters.ts";
-import { createAdminAuth } from "./admin/auth.ts";
+import { createAdminAuth, type AdminAuthOptions, type AdminScope } from "./admin/auth.ts";
+import type { AdminEnv } from "./admin/deps.ts";
 import { etag } from "./admin/conditional.ts";
 import { registerExplainRoute } from "./admin/explain.ts";
 import { registerHealthRoutes } from "./admin/health.ts";
@@ -10,7 +11,7 @@ import { PayloadTooLargeError } from "./admin/body.ts";
 import { registerRouteRoutes } from "./admin/routes.ts";
 import { ValidationError } from "./config/errors.ts";
 import { problem, problemType } from "./http/problem.ts";
-import { handleDataPlane } from "./proxy/forward.ts";
+import { handleDataPlane, type IdentityDeps } from "./proxy/forward.ts";
 import type { BodySource, UpstreamClient } from "./proxy/upstream.ts";
 import type { RoutingState } from "./routing/routing-state.ts";
 import { ClusterInUseError, PreconditionFailedError, StoreUnavailableError, TrustDomainConflictError, type Store } from "./store/types.ts";
@@ -31,8 +32,12 @@ export interface AppPorts {
   routing: RoutingState;
   upstream: UpstreamClient;
   log: Logger;
-  /** Bearer token of the admin API; unset refuses every admin call. */
-  adminToken: string | undefined;
+  /** Bearer token of the admin API; unset (and no `adminAuth`) refuses every admin call. */
+  adminToken?: string | undefined;
+  /** Richer admin authentication: a rotating token, and admin JWTs from an OIDC issuer. */
+  adminAuth?: AdminAuthOptions;
+  /** Workload identity: caller verification and gateway-issued tokens. Absent: routes that need an identity answer 401. */
+  identity?: IdentityDeps;
   connection(c: Context): ConnectionFacts;
 }
 
@@ -44,10 +49,14 @@ export function createApp(ports: AppPorts): Hono {
   const internal = new Hono();
   registerHealthRoutes(internal, ports);
 
-  const admin = new Hono();
-  const authorize = createAdminAuth(ports.adminToken);
+  const admin = new Hono<AdminEnv>();
+  const authorize = createAdminAuth(ports.adminAuth ?? { token: () => ports.adminToken });
   admin.use("*", async (c, next) => {
-    const auth = await authorize(c.req.header("authorization") ?? null);
+    const auth = await authorize(c.req.header("authorization") ?? null, scopeFor(c.req.method, c.req.path));
+    if (!auth.ok && auth.status === 403) {
+      log.warn("admin request forbidden", { actor: auth.actor, needed: auth.needed, method: c.req.method, path: c.req.path });
+      return problem({ type: problemType("forbidden"), title: "Forbidden", status: 403, detail: `this call needs the scope ${auth.needed}` });
+    }
     if (!auth.ok) {
       log.warn("admin request refused", { reason: auth.reason, method: c.req.method, path: c.req.path });
       return problem(
@@ -60,6 +69,7 @@ export function createApp(ports: AppPorts): Hono {
         { "www-authenticate": 'Bearer realm="isthmus-admin"' },
       );
     }
+    c.set("principal", auth.principal);
     await next();
     c.header("cache-control", "no-store");
   });
@@ -73,6 +83,12 @@ export function createApp(ports: AppPorts): Hono {
   app.route("/_isthmus", internal);
   const unknown = (c: Context) => problem({ type: problemType("not-found"), title: "Not found", status: 404, detail: `${c.req.method} ${c.req.path} is not an isthmus endpoint` });
   app.all("/_isthmus/*", unknown);
+  // The gateway's public signing keys (current and previous): destinations verify its tokens with them.
+  app.get("/.well-known/jwks.json", (c) => {
+    if (!ports.identity) return unknown(c);
+    c.header("cache-control", "public, max-age=60");
+    return c.json(ports.identity.tokens.jwks());
+  });
   app.all("/.well-known/*", unknown);
 
   app.all("*", (c) => {
@@ -81,6 +97,13 @@ export function createApp(ports: AppPorts): Hono {
   });
   app.onError(onError);
   return app;
+}
+
+/** Reads need isthmus:read; changes need isthmus:write; rollout verbs need isthmus:rollout. */
+function scopeFor(method: string, path: string): AdminScope {
+  if (method === "GET" || method === "HEAD") return "isthmus:read";
+  if (/\/rollouts(\/|$)/.test(path)) return "isthmus:rollout";
+  return "isthmus:write";
 }
 
 function errorResponse(err: Error, log: Logger): Response {

@@ -4,13 +4,13 @@ import { parseCluster, parseName } from "../config/validate.ts";
 import { problem, problemType } from "../http/problem.ts";
 import type { StoredCluster } from "../store/types.ts";
 import { readJsonBody } from "./body.ts";
-import type { AdminDeps } from "./deps.ts";
+import type { AdminDeps, AdminEnv } from "./deps.ts";
 import { withoutReadOnly } from "./read-only.ts";
 
 export type ClusterView = StoredCluster["spec"] & { name: string; updatedAt: string };
 export const clusterView = (c: StoredCluster): ClusterView => ({ name: c.name, ...c.spec, updatedAt: c.updatedAt });
 
-export function registerClusterRoutes(app: Hono, deps: AdminDeps): void {
+export function registerClusterRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void {
   app.get("/clusters", async (c) => c.json({ items: (await deps.store.listClusters()).map(clusterView) }));
 
   app.get("/clusters/:name", async (c) => {

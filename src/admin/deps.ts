@@ -1,3 +1,4 @@
+import type { AdminPrincipal } from "./auth.ts";
 import type { RoutingState } from "../routing/routing-state.ts";
 import type { Store } from "../store/types.ts";
 import type { Logger } from "../util/log.ts";
@@ -8,3 +9,6 @@ export interface AdminDeps {
   routing: RoutingState;
   log: Logger;
 }
+
+/** Hono environment of the admin sub-app: the authenticated principal is set by the auth middleware. */
+export type AdminEnv = { Variables: { principal: AdminPrincipal } };

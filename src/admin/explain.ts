@@ -5,9 +5,9 @@ import { bucketOf } from "../routing/choose.ts";
 import { findHostEntry, mismatch, normalizeHost, type RequestFacts } from "../routing/match.ts";
 import type { CompiledBackend } from "../routing/table.ts";
 import { chooseBackend, stickyKey } from "../proxy/forward.ts";
-import type { AdminDeps } from "./deps.ts";
+import type { AdminDeps, AdminEnv } from "./deps.ts";
 
-export function registerExplainRoute(app: Hono, deps: AdminDeps): void {
+export function registerExplainRoute(app: Hono<AdminEnv>, deps: AdminDeps): void {
   app.get("/explain", (c) => {
     const q = new URL(c.req.url).searchParams;
     const errors = [];

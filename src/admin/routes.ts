@@ -9,7 +9,7 @@ import type { Route } from "../config/schemas.ts";
 import { readJsonBody } from "./body.ts";
 import { notFound } from "./clusters.ts";
 import { etag, preconditionFrom } from "./conditional.ts";
-import type { AdminDeps } from "./deps.ts";
+import type { AdminDeps, AdminEnv } from "./deps.ts";
 import { withoutReadOnly } from "./read-only.ts";
 
 export type RouteView = Route & { name: string; revision: number; updatedAt: string };
@@ -17,10 +17,7 @@ export const routeView = (r: StoredRoute): RouteView => ({ name: r.name, revisio
 
 const rollbackBody = z.strictObject({ toRevision: z.int("must be an integer").min(1, "must be at least 1") });
 
-/** Who made a change, for the revision history. Admin tokens are shared, so this says which credential. */
-const ACTOR = "admin-token";
-
-export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
+export function registerRouteRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void {
   /** putRoute, with a cluster deleted in the meantime reported like any unknown cluster: 400 with paths. */
   const put = async (name: string, spec: Route, pre: Precondition, meta: WriteMeta) => {
     try {
@@ -33,7 +30,7 @@ export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
     }
   };
   const knownClusters = async () => new Set((await deps.store.listClusters()).map((c) => c.name));
-  const withEtag = (c: Context, r: StoredRoute, status: 200 | 201 = 200) => {
+  const withEtag = (c: Context<AdminEnv>, r: StoredRoute, status: 200 | 201 = 200) => {
     c.header("ETag", etag(r.revision));
     return c.json(routeView(r), status);
   };
@@ -51,14 +48,14 @@ export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
     const pre = preconditionFrom(c.req.raw.headers);
     const spec = parseRoute(withoutReadOnly(await readJsonBody(c.req.raw), name, ["revision", "updatedAt"]));
     checkRouteReferences(spec, await knownClusters());
-    const res = await put(name, spec, pre, { actor: ACTOR });
+    const res = await put(name, spec, pre, { actor: c.get("principal").actor });
     deps.log.info("route written", { route: name, outcome: res.outcome, revision: res.route.revision });
     return withEtag(c, res.route, res.outcome === "created" ? 201 : 200);
   });
 
   app.delete("/routes/:name", async (c) => {
     const name = parseName(c.req.param("name"));
-    const last = await deps.store.deleteRoute(name, preconditionFrom(c.req.raw.headers), { actor: ACTOR });
+    const last = await deps.store.deleteRoute(name, preconditionFrom(c.req.raw.headers), { actor: c.get("principal").actor });
     if (last === null) return notFound("route", name);
     deps.log.info("route deleted", { route: name, lastRevision: last });
     return c.body(null, 204);
@@ -82,7 +79,7 @@ export function registerRouteRoutes(app: Hono, deps: AdminDeps): void {
     }
     if (!target.spec) throw new ValidationError([{ path: "toRevision", message: `revision ${target.revision} is a ${target.action}; pick a revision that holds a route` }]);
     checkRouteReferences(target.spec, await knownClusters());
-    const res = await put(name, target.spec, pre, { actor: ACTOR, action: "rollback", restoredFrom: target.revision });
+    const res = await put(name, target.spec, pre, { actor: c.get("principal").actor, action: "rollback", restoredFrom: target.revision });
     deps.log.info("route rolled back", { route: name, restoredFrom: target.revision, revision: res.route.revision });
     return withEtag(c, res.route, res.outcome === "created" ? 201 : 200);
   });

@@ -4,14 +4,23 @@ import { problem, problemType } from "../http/problem.ts";
 import { pickWeighted } from "../routing/choose.ts";
 import { matchRequest, normalizeHost, type RequestFacts } from "../routing/match.ts";
 import type { CompiledBackend, CompiledMatch, CompiledRule, RoutingTable } from "../routing/table.ts";
+import type { GatewayTokens } from "../identity/gateway-tokens.ts";
+import { identityAdmitted } from "../identity/spiffe.ts";
+import type { CallerVerifier, VerifiedCaller } from "../identity/verify-caller.ts";
 import { errorMessage, type Logger } from "../util/log.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import { UpstreamError, type BodySource, type UpstreamClient } from "./upstream.ts";
+
+export interface IdentityDeps {
+  verifier: CallerVerifier;
+  tokens: GatewayTokens;
+}
 
 export interface DataPlaneDeps {
   routing: { readonly current: RoutingTable };
   upstream: UpstreamClient;
   log: Logger;
+  identity?: IdentityDeps;
   random?: () => number;
 }
 
@@ -59,13 +68,30 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
   }
   const rule = match.rule;
   const revisionHeader = { [ROUTE_REVISION_HEADER]: String(rule.revision) };
+  let caller: VerifiedCaller | null = null;
   if (rule.authorization?.unauthenticated !== true) {
-    // Fail closed: a route that requires a workload identity admits nobody until identity
-    // verification is configured (SPEC.md "Identity"); it never silently lets everyone in.
-    return problem(
-      { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: `route ${rule.route} requires a verified workload identity (JWT-SVID), and this gateway has no identity verification configured` },
-      { ...revisionHeader, "www-authenticate": 'Bearer realm="isthmus"' },
-    );
+    if (!deps.identity) {
+      // Fail closed: without identity verification, a route that requires an identity admits nobody.
+      return problem(
+        { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: `route ${rule.route} requires a verified workload identity, and this gateway has no identity verification configured` },
+        { ...revisionHeader, "www-authenticate": 'Bearer realm="isthmus"' },
+      );
+    }
+    const verified = await deps.identity.verifier.verify(inc.request.headers.get("authorization"));
+    if (!verified.ok) {
+      deps.log.info("caller refused: 401", { route: rule.route, reason: verified.reason, ...(verified.tokenId ? { token: verified.tokenId } : {}) });
+      return problem(
+        { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: verified.missing ? "a workload identity token (Authorization: Bearer <JWT-SVID>) is required" : "the workload identity token is not valid" },
+        { ...revisionHeader, "www-authenticate": verified.missing ? 'Bearer realm="isthmus"' : 'Bearer realm="isthmus", error="invalid_token"' },
+      );
+    }
+    caller = verified.caller;
+    const allowed = rule.authorization?.identities;
+    if (allowed && !identityAdmitted(caller.identity, allowed)) {
+      deps.log.info("caller refused: 403", { route: rule.route, identity: caller.identity, token: caller.tokenId });
+      return problem({ type: problemType("forbidden"), title: "Forbidden", status: 403, detail: `${caller.identity} is not admitted by route ${rule.route}` }, revisionHeader);
+    }
+    inc = { ...inc, claims: caller.claims };
   }
   const backend = chooseBackend(rule, inc, deps.random ?? Math.random);
   if (!backend) {
@@ -74,7 +100,9 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
   if (!backend.target) {
     return problem({ type: problemType("unknown-cluster"), title: "Backend cluster not registered", status: 503, detail: `cluster "${backend.cluster}" of route ${rule.route} is not registered` }, revisionHeader);
   }
-  return forwardTo(deps, inc, match, backend, inc.request.headers.get("host") ?? inc.url.host, revisionHeader);
+  // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
+  const authorization = caller && deps.identity ? `Bearer ${await deps.identity.tokens.tokenFor(caller.identity, backend.target.trustDomain)}` : undefined;
+  return forwardTo(deps, inc, match, backend, inc.request.headers.get("host") ?? inc.url.host, revisionHeader, authorization);
 }
 
 export function stickyKey(rule: CompiledRule, req: Request, claims?: Readonly<Record<string, unknown>>): string | undefined {
@@ -97,7 +125,15 @@ export function chooseBackend(rule: CompiledRule, inc: IncomingRequest, random: 
   return i >= 0 ? (rule.backends[i] ?? null) : null;
 }
 
-async function forwardTo(deps: DataPlaneDeps, inc: IncomingRequest, match: CompiledMatch, backend: CompiledBackend, host: string, extraHeaders: Record<string, string>): Promise<Response> {
+async function forwardTo(
+  deps: DataPlaneDeps,
+  inc: IncomingRequest,
+  match: CompiledMatch,
+  backend: CompiledBackend,
+  host: string,
+  extraHeaders: Record<string, string>,
+  authorization: string | undefined,
+): Promise<Response> {
   const rule = match.rule;
   const target = backend.target as NonNullable<CompiledBackend["target"]>;
   const url = `${target.base}${inc.url.pathname}${inc.rawQuery ?? inc.url.search}`;
@@ -117,6 +153,7 @@ async function forwardTo(deps: DataPlaneDeps, inc: IncomingRequest, match: Compi
         proto: inc.proto,
         host,
         authority: backend.authority,
+        authorization,
       }),
       body: inc.body,
       signal,

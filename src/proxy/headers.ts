@@ -29,6 +29,8 @@ export interface ForwardingFacts {
   host: string;
   /** Host header for the upstream: the backend's service[:port]. */
   authority: string;
+  /** When set, replaces the client's Authorization (the caller's token never crosses the gateway). */
+  authorization?: string;
 }
 
 /** Names listed in a Connection header, which are hop-by-hop for this exchange too. */
@@ -49,8 +51,10 @@ export function upstreamRequestHeaders(incoming: Iterable<[string, string]>, con
   for (const [rawName, value] of incoming) {
     const name = rawName.toLowerCase();
     if (HOP_BY_HOP.has(name) || SPOOFABLE.has(name) || extra.has(name) || name.startsWith("x-isthmus-")) continue;
+    if (f.authorization !== undefined && name === "authorization") continue;
     out.push([name, value]);
   }
+  if (f.authorization !== undefined) out.push(["authorization", f.authorization]);
   out.push(["host", f.authority]);
   out.push(["x-forwarded-for", f.clientAddress]);
   out.push(["x-forwarded-proto", f.proto]);

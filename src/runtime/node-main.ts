@@ -1,4 +1,5 @@
 // `npm start`: the Node gateway configured from the environment (SPEC.md "Configuration").
+import { parseDuration } from "../config/duration.ts";
 import { createLogger, errorMessage, type LogLevel } from "../util/log.ts";
 import { startNodeGateway } from "./node.ts";
 
@@ -15,8 +16,16 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   log.error("PORT must be an integer 0..65535", { PORT: env.PORT });
   process.exit(1);
 }
-if (env.ISTHMUS_ADMIN_TOKEN_SECRET_ID && !env.ISTHMUS_ADMIN_TOKEN) {
-  log.warn("ISTHMUS_ADMIN_TOKEN_SECRET_ID is not supported by this build yet; the admin API stays closed");
+const oidcIssuer = env.ISTHMUS_ADMIN_OIDC_ISSUER;
+const oidcJwks = env.ISTHMUS_ADMIN_OIDC_JWKS_URL;
+if ((oidcIssuer && !oidcJwks) || (!oidcIssuer && oidcJwks)) {
+  log.error("set both ISTHMUS_ADMIN_OIDC_ISSUER and ISTHMUS_ADMIN_OIDC_JWKS_URL, or neither");
+  process.exit(1);
+}
+const secretsRefresh = env.ISTHMUS_SECRETS_REFRESH ? parseDuration(env.ISTHMUS_SECRETS_REFRESH) : undefined;
+if (env.ISTHMUS_SECRETS_REFRESH && secretsRefresh === undefined) {
+  log.error('ISTHMUS_SECRETS_REFRESH must be a duration such as "5m"', { value: env.ISTHMUS_SECRETS_REFRESH });
+  process.exit(1);
 }
 
 try {
@@ -26,6 +35,13 @@ try {
     redisUrl: env.ISTHMUS_REDIS_URL || undefined,
     configPath: env.ISTHMUS_CONFIG || undefined,
     adminToken: env.ISTHMUS_ADMIN_TOKEN || undefined,
+    adminTokenSecretId: env.ISTHMUS_ADMIN_TOKEN_SECRET_ID || undefined,
+    adminOidc: oidcIssuer && oidcJwks ? { issuer: oidcIssuer, jwksUrl: oidcJwks, audience: env.ISTHMUS_ADMIN_OIDC_AUDIENCE || "isthmus-admin" } : undefined,
+    audience: env.ISTHMUS_AUDIENCE || "isthmus",
+    issuer: env.ISTHMUS_ISSUER || undefined,
+    signingKeySecretId: env.ISTHMUS_SIGNING_KEY_SECRET_ID || undefined,
+    secretsRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+    secretsRefreshMs: secretsRefresh,
     log,
   });
   const stop = (signal: string) => {

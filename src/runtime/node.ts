@@ -16,6 +16,14 @@ import { RedisStore } from "../store/redis.ts";
 import { StoreUnavailableError, type Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger } from "../util/log.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
+import { createRemoteJWKSet } from "jose";
+import type { AdminAuthOptions } from "../admin/auth.ts";
+import { GatewayTokens } from "../identity/gateway-tokens.ts";
+import { SigningKeyManager } from "../identity/signing-key-manager.ts";
+import { TrustStore } from "../identity/trust-store.ts";
+import { CallerVerifier } from "../identity/verify-caller.ts";
+import { createAwsSecrets } from "../secrets/aws.ts";
+import { CachedSecrets, type SecretsProvider } from "../secrets/secrets.ts";
 
 export interface NodeGatewayOptions {
   /** 0 picks a free port. */
@@ -33,6 +41,25 @@ export interface NodeGatewayOptions {
   checkIntervalMs?: number;
   /** Largest request header block accepted, bytes. */
   maxHeaderBytes?: number;
+  /** Audience caller tokens must carry (ISTHMUS_AUDIENCE). */
+  audience?: string;
+  /** `iss` of the tokens the gateway signs (ISTHMUS_ISSUER). */
+  issuer?: string;
+  /** Secrets Manager id of the signing key, a private JWK (ISTHMUS_SIGNING_KEY_SECRET_ID). */
+  signingKeySecretId?: string;
+  /** Secrets Manager id of the admin token (ISTHMUS_ADMIN_TOKEN_SECRET_ID). */
+  adminTokenSecretId?: string;
+  /** Admin JWTs from an OIDC issuer, with isthmus:* scopes. */
+  adminOidc?: { issuer: string; jwksUrl: string; audience: string };
+  /** Where secrets come from; default AWS Secrets Manager (region and endpoint from the AWS SDK settings). */
+  secrets?: SecretsProvider;
+  secretsRegion?: string;
+  /** How often cached secrets (signing key, admin token, secret-held bundles) are re-read. */
+  secretsRefreshMs?: number;
+  /** Refresh of bundles that give no spiffe_refresh_hint. */
+  bundleRefreshS?: number;
+  /** Minimum time between refetches of a bundle caused by unknown kids. */
+  unknownKidCooldownMs?: number;
 }
 
 export interface RunningGateway {
@@ -40,6 +67,10 @@ export interface RunningGateway {
   port: number;
   store: Store;
   routing: RoutingState;
+  trust: TrustStore;
+  verifier: CallerVerifier;
+  tokens: GatewayTokens;
+  signingKeys: SigningKeyManager;
   server: Server;
   close(): Promise<void>;
 }
@@ -96,10 +127,38 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
   retry.unref();
   if (!configPending) clearInterval(retry);
 
-  if (!opts.adminToken) log.warn("ISTHMUS_ADMIN_TOKEN is not set: the admin API refuses every call with 401");
 
+  // Identity: trust bundles follow the registered clusters; the signing key and admin token may come from Secrets Manager.
+  const secrets = new CachedSecrets(opts.secrets ?? createAwsSecrets({ region: opts.secretsRegion }), { refreshMs: opts.secretsRefreshMs ?? 300_000, log });
+  const trust = new TrustStore({ fetch: (u, i) => fetch(u, i), secrets, log, defaultRefreshS: opts.bundleRefreshS, unknownKidCooldownMs: opts.unknownKidCooldownMs });
+  trust.sync(routing.current.clusters);
+  routing.onSwap((t) => trust.sync(t.clusters));
+  const keys = await SigningKeyManager.create({ secrets, secretId: opts.signingKeySecretId, log });
+  const tokens = new GatewayTokens(() => keys.get(), { issuer: opts.issuer ?? "isthmus" });
+  const verifier = new CallerVerifier(trust, { audience: opts.audience ?? "isthmus" });
+  let adminToken = opts.adminToken;
+  if (opts.adminTokenSecretId) {
+    const id = opts.adminTokenSecretId;
+    adminToken = await secrets.require(id).catch((err: unknown) => {
+      throw new Error(`ISTHMUS_ADMIN_TOKEN_SECRET_ID: cannot read admin token secret "${id}": ${errorMessage(err)}`, { cause: err });
+    });
+  }
+  const adminAuth: AdminAuthOptions = {
+    token: () => adminToken,
+    ...(opts.adminOidc
+      ? { oidc: { issuer: opts.adminOidc.issuer, audience: opts.adminOidc.audience, getKey: createRemoteJWKSet(new URL(opts.adminOidc.jwksUrl), { cooldownDuration: 30_000, timeoutDuration: 2_000 }) } }
+      : {}),
+  };
+  // Rotation: re-read secrets on their refresh interval (served from cache, fetched in the background).
+  const secretTimer = setInterval(() => {
+    void keys.refresh();
+    if (opts.adminTokenSecretId) void secrets.get(opts.adminTokenSecretId).then((v) => (v ? (adminToken = v) : undefined)).catch(() => undefined);
+  }, Math.max(100, Math.min(opts.secretsRefreshMs ?? 300_000, 60_000)));
+  secretTimer.unref();
+
+  if (!adminToken && !opts.adminOidc) log.warn("ISTHMUS_ADMIN_TOKEN is not set: the admin API refuses every call with 401");
   const upstream = createNodeUpstream();
-  const app = createApp({ store, routing, upstream, log, adminToken: opts.adminToken, connection: nodeConnection });
+  const app = createApp({ store, routing, upstream, log, adminAuth, identity: { verifier, tokens }, connection: nodeConnection });
 
   const server = await new Promise<Server>((resolve) => {
     const s = serve(
@@ -129,10 +188,15 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
     port,
     store,
     routing,
+    trust,
+    verifier,
+    tokens,
+    signingKeys: keys,
     server,
     close() {
       closed ??= (async () => {
         clearInterval(retry);
+        clearInterval(secretTimer);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections?.();

@@ -1,0 +1,61 @@
+// Tokens the gateway signs for the destination: "this call comes from <caller SPIFFE ID>, and
+// the gateway vouches for it". Short-lived, audience-scoped to the destination's trust domain,
+// cached per (caller, audience) until shortly before they expire.
+import { SignJWT, type JWK } from "jose";
+import { TtlCache } from "../util/ttl-cache.ts";
+import type { SigningKeyRing } from "./signing-keys.ts";
+
+export interface GatewayTokenOptions {
+  issuer: string;
+  ttlS?: number;
+  /** A cached token is reused until this many seconds before it expires. */
+  renewBeforeS?: number;
+  cacheEntries?: number;
+  now?: () => number;
+}
+
+export class GatewayTokens {
+  signatures = 0;
+  private readonly cache: TtlCache<string>;
+  private readonly now: () => number;
+  private cachedKid: string | null = null;
+
+  constructor(
+    private readonly keys: () => SigningKeyRing,
+    private readonly opts: GatewayTokenOptions,
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.cache = new TtlCache(opts.cacheEntries ?? 10_000, this.now);
+  }
+
+  async tokenFor(subject: string, audience: string): Promise<string> {
+    const ring = this.keys();
+    if (ring.current.kid !== this.cachedKid) {
+      // Rotated: new tokens come from the new key at once (the old one stays published as previous).
+      this.cache.clear();
+      this.cachedKid = ring.current.kid;
+    }
+    const key = `${audience}\n${subject}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const ttl = this.opts.ttlS ?? 300;
+    const iat = Math.floor(this.now() / 1000);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: ring.current.alg, kid: ring.current.kid, typ: "JWT" })
+      .setIssuer(this.opts.issuer)
+      .setSubject(subject)
+      .setAudience(audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttl)
+      .sign(ring.current.privateKey);
+    this.signatures += 1;
+    this.cache.set(key, token, (iat + ttl - (this.opts.renewBeforeS ?? 60)) * 1000);
+    return token;
+  }
+
+  /** The public keys to publish at /.well-known/jwks.json: current and previous. */
+  jwks(): { keys: JWK[] } {
+    const ring = this.keys();
+    return { keys: ring.previous && ring.previous.kid !== ring.current.kid ? [ring.current.publicJwk, ring.previous] : [ring.current.publicJwk] };
+  }
+}
