@@ -3,7 +3,9 @@ import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { registerClusterRoutes } from "./admin/clusters.ts";
 import { createAdminAuth, type AdminAuthOptions, type AdminScope } from "./admin/auth.ts";
-import type { AdminEnv } from "./admin/deps.ts";
+import type { AdminEnv, TelemetryView } from "./admin/deps.ts";
+import { registerMetricsRoute } from "./admin/metrics.ts";
+import type { MetricsRecorder } from "./telemetry/recorder.ts";
 import { etag } from "./admin/conditional.ts";
 import { registerExplainRoute } from "./admin/explain.ts";
 import { registerHealthRoutes } from "./admin/health.ts";
@@ -38,6 +40,10 @@ export interface AppPorts {
   adminAuth?: AdminAuthOptions;
   /** Workload identity: caller verification and gateway-issued tokens. Absent: routes that need an identity answer 401. */
   identity?: IdentityDeps;
+  /** Golden metrics recorded on the data plane. */
+  metrics?: MetricsRecorder;
+  /** Exposition, flushing and probe state for the admin API. */
+  telemetry?: TelemetryView;
   connection(c: Context): ConnectionFacts;
 }
 
@@ -76,6 +82,7 @@ export function createApp(ports: AppPorts): Hono {
   registerClusterRoutes(admin, ports);
   registerRouteRoutes(admin, ports);
   registerExplainRoute(admin, ports);
+  registerMetricsRoute(admin, ports);
   admin.onError(onError);
   internal.onError(onError);
 

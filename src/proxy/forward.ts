@@ -7,6 +7,7 @@ import type { CompiledBackend, CompiledMatch, CompiledRule, RoutingTable } from 
 import type { GatewayTokens } from "../identity/gateway-tokens.ts";
 import { identityAdmitted } from "../identity/spiffe.ts";
 import type { CallerVerifier, VerifiedCaller } from "../identity/verify-caller.ts";
+import type { MetricsRecorder, TrafficLabels } from "../telemetry/recorder.ts";
 import { errorMessage, type Logger } from "../util/log.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import { UpstreamError, type BodySource, type UpstreamClient } from "./upstream.ts";
@@ -21,6 +22,7 @@ export interface DataPlaneDeps {
   upstream: UpstreamClient;
   log: Logger;
   identity?: IdentityDeps;
+  metrics?: MetricsRecorder;
   random?: () => number;
 }
 
@@ -79,6 +81,7 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
     }
     const verified = await deps.identity.verifier.verify(inc.request.headers.get("authorization"));
     if (!verified.ok) {
+      deps.metrics?.recordDenied(rule.route, "unauthenticated");
       deps.log.info("caller refused: 401", { route: rule.route, reason: verified.reason, ...(verified.tokenId ? { token: verified.tokenId } : {}) });
       return problem(
         { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: verified.missing ? "a workload identity token (Authorization: Bearer <JWT-SVID>) is required" : "the workload identity token is not valid" },
@@ -88,6 +91,7 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
     caller = verified.caller;
     const allowed = rule.authorization?.identities;
     if (allowed && !identityAdmitted(caller.identity, allowed)) {
+      deps.metrics?.recordDenied(rule.route, "forbidden");
       deps.log.info("caller refused: 403", { route: rule.route, identity: caller.identity, token: caller.tokenId });
       return problem({ type: problemType("forbidden"), title: "Forbidden", status: 403, detail: `${caller.identity} is not admitted by route ${rule.route}` }, revisionHeader);
     }
@@ -102,7 +106,9 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
   }
   // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
   const authorization = caller && deps.identity ? `Bearer ${await deps.identity.tokens.tokenFor(caller.identity, backend.target.trustDomain)}` : undefined;
-  return forwardTo(deps, inc, match, backend, inc.request.headers.get("host") ?? inc.url.host, revisionHeader, authorization);
+  const labels: TrafficLabels = { route_name: rule.route, dst_target_cluster: backend.cluster, dst_target_service: backend.service, src_cluster: caller?.cluster ?? "unknown" };
+  deps.metrics?.recordRequest(labels);
+  return forwardTo(deps, inc, match, backend, inc.request.headers.get("host") ?? inc.url.host, revisionHeader, authorization, labels);
 }
 
 export function stickyKey(rule: CompiledRule, req: Request, claims?: Readonly<Record<string, unknown>>): string | undefined {
@@ -133,7 +139,9 @@ async function forwardTo(
   host: string,
   extraHeaders: Record<string, string>,
   authorization: string | undefined,
+  labels: TrafficLabels,
 ): Promise<Response> {
+  const started = performance.now();
   const rule = match.rule;
   const target = backend.target as NonNullable<CompiledBackend["target"]>;
   const url = `${target.base}${inc.url.pathname}${inc.rawQuery ?? inc.url.search}`;
@@ -165,6 +173,7 @@ async function forwardTo(
       },
     });
     clearTimeout(tryTimer);
+    deps.metrics?.recordResponse(labels, res.status, performance.now() - started);
     const headers = clientResponseHeaders(res.headers, res.connection);
     for (const [k, v] of Object.entries(extraHeaders)) headers.set(k, v);
     return new Response(res.body, { status: res.status, headers });
@@ -177,6 +186,7 @@ async function forwardTo(
       deps.log.warn("upstream request failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, failure, error: errorMessage(err) });
     }
     const limit = perTry?.signal.aborted ? rule.backendTimeoutMs : rule.requestTimeoutMs;
+    deps.metrics?.recordResponse(labels, timedOut ? 504 : 502, performance.now() - started);
     return problem(
       timedOut
         ? { type: problemType("upstream-timeout"), title: "Upstream timed out", status: 504, detail: `cluster ${backend.cluster} did not answer within ${limit}ms`, cluster: backend.cluster }

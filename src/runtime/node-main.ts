@@ -42,6 +42,7 @@ try {
     signingKeySecretId: env.ISTHMUS_SIGNING_KEY_SECRET_ID || undefined,
     secretsRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
     secretsRefreshMs: secretsRefresh,
+    gatewayName: env.ISTHMUS_GATEWAY_NAME || undefined,
     log,
   });
   const stop = (signal: string) => {

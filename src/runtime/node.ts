@@ -24,6 +24,10 @@ import { TrustStore } from "../identity/trust-store.ts";
 import { CallerVerifier } from "../identity/verify-caller.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
 import { CachedSecrets, type SecretsProvider } from "../secrets/secrets.ts";
+import { MetricsFederation } from "../telemetry/federation.ts";
+import { MetricsFlusher } from "../telemetry/flusher.ts";
+import { HealthProber } from "../telemetry/health-probes.ts";
+import { MetricsRecorder } from "../telemetry/recorder.ts";
 
 export interface NodeGatewayOptions {
   /** 0 picks a free port. */
@@ -60,6 +64,15 @@ export interface NodeGatewayOptions {
   bundleRefreshS?: number;
   /** Minimum time between refetches of a bundle caused by unknown kids. */
   unknownKidCooldownMs?: number;
+  /** How often this instance adds its metric deltas to the store. */
+  metricsFlushMs?: number;
+  /** How often each cluster with metrics.remoteWrite gets its slice pushed (by one instance at a time). */
+  remoteWriteIntervalMs?: number;
+  /** The `gateway` external label of pushed series (ISTHMUS_GATEWAY_NAME). */
+  gatewayName?: string;
+  /** Health-probe defaults when a cluster sets none. */
+  probeIntervalMs?: number;
+  probeTimeoutMs?: number;
 }
 
 export interface RunningGateway {
@@ -71,6 +84,12 @@ export interface RunningGateway {
   verifier: CallerVerifier;
   tokens: GatewayTokens;
   signingKeys: SigningKeyManager;
+  metrics: MetricsRecorder;
+  flusher: MetricsFlusher;
+  prober: HealthProber;
+  federation: MetricsFederation;
+  /** Runs one remote-write round now (if this instance holds the pusher lease). */
+  pushMetrics(): Promise<void>;
   server: Server;
   close(): Promise<void>;
 }
@@ -157,8 +176,43 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
   secretTimer.unref();
 
   if (!adminToken && !opts.adminOidc) log.warn("ISTHMUS_ADMIN_TOKEN is not set: the admin API refuses every call with 401");
+
+  // Telemetry: record in memory, flush deltas to the store, probe clusters, push each its slice.
+  const recorder = new MetricsRecorder();
+  const flusher = new MetricsFlusher(recorder, store, log);
+  const prober = new HealthProber((u, i) => fetch(u, i), { defaultIntervalMs: opts.probeIntervalMs, defaultTimeoutMs: opts.probeTimeoutMs, log });
+  prober.sync(routing.current.clusters);
+  routing.onSwap((t) => prober.sync(t.clusters));
+  const federation = new MetricsFederation((u, i) => fetch(u, i), { gatewayName: opts.gatewayName ?? "isthmus", log });
+  const instanceId = crypto.randomUUID();
+  const pushSlices = async () => {
+    const interval = opts.remoteWriteIntervalMs ?? 15_000;
+    // One pusher at a time: instances pushing the same totals would send out-of-order samples.
+    if (!(await store.tryLock("remote-write", instanceId, interval * 2).catch(() => false))) return;
+    await flusher.flush();
+    const totals = await store.readMetrics().catch(() => null);
+    if (totals) await federation.pushAll(routing.current, [totals, prober.metrics()]);
+  };
+  const timers = [
+    setInterval(() => void flusher.flush(), opts.metricsFlushMs ?? 5_000),
+    setInterval(() => void prober.probeDue(), Math.min(500, opts.probeIntervalMs ?? 500)),
+    setInterval(() => void pushSlices().catch((err: unknown) => log.warn("metrics push failed", { error: errorMessage(err) })), opts.remoteWriteIntervalMs ?? 15_000),
+  ];
+  for (const t of timers) t.unref();
+  void prober.probeDue();
+
   const upstream = createNodeUpstream();
-  const app = createApp({ store, routing, upstream, log, adminAuth, identity: { verifier, tokens }, connection: nodeConnection });
+  const app = createApp({
+    store,
+    routing,
+    upstream,
+    log,
+    adminAuth,
+    identity: { verifier, tokens },
+    metrics: recorder,
+    telemetry: { flush: () => flusher.flush(), localMetrics: () => prober.metrics(), probe: (c) => prober.state(c) },
+    connection: nodeConnection,
+  });
 
   const server = await new Promise<Server>((resolve) => {
     const s = serve(
@@ -192,17 +246,24 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
     verifier,
     tokens,
     signingKeys: keys,
+    metrics: recorder,
+    flusher,
+    prober,
+    federation,
+    pushMetrics: pushSlices,
     server,
     close() {
       closed ??= (async () => {
         clearInterval(retry);
         clearInterval(secretTimer);
+        for (const t of timers) clearInterval(t);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections?.();
           setTimeout(() => server.closeAllConnections?.(), 2000).unref();
         });
         await routing.stop();
+        await flusher.flush().catch(() => undefined);
         await upstream.close();
         await store.close();
       })();

@@ -1,6 +1,7 @@
 // Embedded store: the default for a single Node process, development and tests.
 // Every method runs to completion synchronously, so each write is atomic.
 import type { Cluster, Route } from "../config/schemas.ts";
+import { emptyBatch, mergeInto, type MetricBatch } from "../telemetry/metric-batch.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
 import {
   ClusterInUseError,
@@ -32,6 +33,9 @@ export class MemoryStore implements Store {
   private routes = new Map<string, RouteState>();
   private ver = 0;
   private listeners = new Set<(e: ChangeEvent) => void>();
+  private metrics: MetricBatch = emptyBatch();
+  private appliedFlushes = new Set<string>();
+  private locks = new Map<string, { owner: string; until: number }>();
 
   constructor(private readonly opts: { maxRevisions?: number; now?: () => Date } = {}) {}
 
@@ -132,6 +136,24 @@ export class MemoryStore implements Store {
       this.listeners.delete(listener);
     };
   }
+  async applyMetricDeltas(flushId: string, batch: MetricBatch): Promise<boolean> {
+    if (this.appliedFlushes.has(flushId)) return false;
+    this.appliedFlushes.add(flushId);
+    if (this.appliedFlushes.size > 10_000) this.appliedFlushes.delete(this.appliedFlushes.values().next().value as string);
+    mergeInto(this.metrics, batch);
+    return true;
+  }
+  async readMetrics(): Promise<MetricBatch> {
+    return structuredClone(this.metrics);
+  }
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const now = this.opts.now?.().getTime() ?? Date.now();
+    const held = this.locks.get(name);
+    if (held && held.owner !== owner && held.until > now) return false;
+    this.locks.set(name, { owner, until: now + ttlMs });
+    return true;
+  }
+
   async ping(): Promise<void> {}
   async close(): Promise<void> {
     this.listeners.clear();

@@ -135,3 +135,33 @@ if not cur then return nil end
 local snap = redis.call('HMGET', ARGV[1] .. cur, 'spec', 'at')
 return {cur, snap[1], snap[2]}
 `;
+
+/**
+ * Adds metric deltas once per flush id. KEYS: 1 series hash, 2 values hash, 3 the flush's marker key.
+ * ARGV: 1 number of series n, then n (key, json) pairs, then (field, delta) pairs.
+ * Returns 1 when applied, 0 when this flush id was already applied (a retry).
+ */
+export const METRICS_APPLY = `
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', 86400) then return 0 end
+local n = tonumber(ARGV[1])
+local i = 2
+for _ = 1, n do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return 1
+`;
+
+/** Takes or renews a lease. KEYS: 1 lock key. ARGV: 1 owner, 2 ttl ms. Returns 1 when held by owner. */
+export const LOCK = `
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+  return 1
+end
+return 0
+`;

@@ -4,7 +4,8 @@ import { Redis, type RedisOptions } from "ioredis";
 import { parseCluster, parseRoute } from "../config/validate.ts";
 import type { Cluster, Route } from "../config/schemas.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
-import { CLUSTER_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
+import { CLUSTER_WRITE, LOCK, METRICS_APPLY, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
+import type { MetricBatch, SeriesInfo } from "../telemetry/metric-batch.ts";
 import {
   ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
@@ -62,6 +63,8 @@ export class RedisStore implements Store {
     this.client.defineCommand("isthmusRouteRead", { lua: ROUTE_READ });
     this.client.defineCommand("isthmusRefsReserve", { lua: ROUTE_REFS_RESERVE });
     this.client.defineCommand("isthmusRefsSet", { lua: ROUTE_REFS_SET });
+    this.client.defineCommand("isthmusMetricsApply", { lua: METRICS_APPLY });
+    this.client.defineCommand("isthmusLock", { lua: LOCK });
     const commands = this.client as unknown as Record<string, ScriptRunner>;
     this.routeRead = (commands.isthmusRouteRead as unknown as RedisStore["routeRead"]).bind(this.client);
     this.routeWrite = (commands.isthmusRouteWrite as ScriptRunner).bind(this.client);
@@ -241,6 +244,31 @@ export class RedisStore implements Store {
     return async () => {
       this.listeners.delete(listener);
     };
+  }
+
+  async applyMetricDeltas(flushId: string, batch: MetricBatch): Promise<boolean> {
+    const t = `${this.p}:{metrics}`;
+    const series = Object.entries(batch.series);
+    const args: (string | number)[] = [series.length];
+    for (const [k, info] of series) args.push(k, JSON.stringify(info));
+    for (const [f, v] of Object.entries(batch.values)) if (v !== 0) args.push(f, v);
+    const run = (this.client as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<number>>).isthmusMetricsApply as (n: number, ...a: (string | number)[]) => Promise<number>;
+    const applied = await this.call(() => run.call(this.client, 3, `${t}:series`, `${t}:values`, `${t}:flush:${flushId}`, ...args));
+    return applied === 1;
+  }
+
+  async readMetrics(): Promise<MetricBatch> {
+    const t = `${this.p}:{metrics}`;
+    const [series, values] = await this.call(() => Promise.all([this.client.hgetall(`${t}:series`), this.client.hgetall(`${t}:values`)]));
+    const out: MetricBatch = { series: {}, values: {} };
+    for (const [k, json] of Object.entries(series)) out.series[k] = JSON.parse(json) as SeriesInfo;
+    for (const [f, v] of Object.entries(values)) out.values[f] = Number(v);
+    return out;
+  }
+
+  async tryLock(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    const run = (this.client as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<number>>).isthmusLock as (n: number, ...a: (string | number)[]) => Promise<number>;
+    return (await this.call(() => run.call(this.client, 1, `${this.p}:{lock:${name}}`, owner, ttlMs))) === 1;
   }
 
   async ping(): Promise<void> {

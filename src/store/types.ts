@@ -1,6 +1,7 @@
 // The store port: where clusters and routes live. Two implementations share one contract
 // (test/integration/store-contract.test.ts): an embedded in-memory store and a Redis store.
 import type { Cluster, Route } from "../config/schemas.ts";
+import type { MetricBatch } from "../telemetry/metric-batch.ts";
 
 export interface StoredCluster {
   name: string;
@@ -94,6 +95,16 @@ export interface Store {
   snapshot(): Promise<StoreSnapshot>;
   /** Change notifications (pub/sub for Redis). Delivery is best effort: readers also poll version(). */
   subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>>;
+  /**
+   * Adds an instance's metric deltas to the fleet totals. Idempotent per `flushId`: a retried flush
+   * (same id) is applied once. Returns false when that id was already applied.
+   */
+  applyMetricDeltas(flushId: string, batch: MetricBatch): Promise<boolean>;
+  /** Fleet-wide metric totals. */
+  readMetrics(): Promise<MetricBatch>;
+  /** A lease: true when `owner` holds `name` for the next `ttlMs` (taken, or renewed by its holder). */
+  tryLock(name: string, owner: string, ttlMs: number): Promise<boolean>;
+
   ping(): Promise<void>;
   close(): Promise<void>;
 }
