@@ -13,6 +13,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ["**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", Buffer: "readonly", console: "readonly", URL: "readonly" } },
+  },
+  {
     files: ["src/**/*.ts"],
     rules: { "@typescript-eslint/explicit-module-boundary-types": "error" },
   },

@@ -144,7 +144,7 @@ async function forwardTo(
   const started = performance.now();
   const rule = match.rule;
   const target = backend.target as NonNullable<CompiledBackend["target"]>;
-  const url = `${target.base}${inc.url.pathname}${inc.rawQuery ?? inc.url.search}`;
+  const path = `${target.basePath}${inc.url.pathname}${inc.rawQuery ?? inc.url.search}`;
   // Native timers, not the HTTP client's coarse ones: a 250 ms backendRequest must mean 250 ms.
   const exchange = new AbortController();
   const requestTimer = setTimeout(() => exchange.abort(new UpstreamError("timeout", `no complete answer within the request timeout of ${rule.requestTimeoutMs}ms`)), rule.requestTimeoutMs);
@@ -154,7 +154,8 @@ async function forwardTo(
   const settle = () => clearTimeout(requestTimer);
   try {
     const res = await deps.upstream.send({
-      url,
+      origin: target.origin,
+      path,
       method: inc.request.method,
       headers: upstreamRequestHeaders(inc.request.headers, inc.request.headers.get("connection"), {
         clientAddress: inc.clientAddress,

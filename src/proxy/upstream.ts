@@ -4,8 +4,10 @@ import type { HeaderPairs } from "./headers.ts";
 export type BodySource = ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
 
 export interface UpstreamRequest {
-  /** Absolute URL: the cluster endpoint plus the request's path and query. */
-  url: string;
+  /** Scheme, host and port of the cluster endpoint. */
+  origin: string;
+  /** The endpoint's base path, the request's path and its query exactly as received. */
+  path: string;
   method: string;
   headers: HeaderPairs;
   body: BodySource | null;

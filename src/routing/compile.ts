@@ -17,8 +17,8 @@ export interface CompileInput {
 
 export function compileCluster(name: string, spec: Cluster): CompiledCluster {
   const url = new URL(spec.endpoint);
-  const base = `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
-  return { name, base, trustDomain: spec.trustDomain, spec };
+  const basePath = url.pathname.replace(/\/+$/, "");
+  return { name, base: `${url.origin}${basePath}`, origin: url.origin, basePath, trustDomain: spec.trustDomain, spec };
 }
 
 export function compileTable(input: CompileInput, now: Date = new Date()): RoutingTable {

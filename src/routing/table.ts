@@ -7,6 +7,10 @@ export interface CompiledCluster {
   name: string;
   /** Endpoint origin plus optional base path, without a trailing slash. */
   base: string;
+  /** Scheme, host and port of the endpoint. */
+  origin: string;
+  /** The endpoint's path without a trailing slash ("" for none): it prefixes every forwarded path. */
+  basePath: string;
   trustDomain: string;
   spec: Cluster;
 }

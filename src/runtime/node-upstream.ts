@@ -3,7 +3,7 @@
 // so response bodies go out through ReadableStream.from.
 import { Readable } from "node:stream";
 import { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { Agent, errors, request } from "undici";
+import { Agent, errors } from "undici";
 import type { Dispatcher } from "undici";
 import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 
@@ -29,8 +29,10 @@ export function createNodeUpstream(opts: NodeUpstreamOptions = {}): UpstreamClie
     async send(req: UpstreamRequest): Promise<UpstreamResponse> {
       let res: Dispatcher.ResponseData;
       try {
-        res = await request(req.url, {
-          dispatcher: agent,
+        // origin + path, not a URL string: a URL would be re-parsed and re-encode the query.
+        res = await agent.request({
+          origin: req.origin,
+          path: req.path,
           method: req.method as Dispatcher.HttpMethod,
           headers: flatPairs(req.headers),
           body: toNodeBody(req.body),

@@ -154,11 +154,11 @@ export class RedisStore implements Store {
     const record: Omit<RevisionRecord, "revision"> = { action: meta.action ?? "update", at, actor: meta.actor };
     if (meta.restoredFrom !== undefined) record.restoredFrom = meta.restoredFrom;
     const m = this.metaKeys;
-    await this.call(() => this.client.sadd(m.routes, name));
     // References first, in the clusters' slot: a cluster delete racing this write is refused, and a
     // cluster deleted just before makes this write fail cleanly instead of leaving a dangling route.
     const [reserved, missing] = await this.call(() => this.refsReserve(2, m.clusters, m.refs, name, referencedClusters(spec).join(",")));
     if (reserved !== 1) throw new UnknownClusterError(String(missing).split(","));
+    await this.call(() => this.client.sadd(m.routes, name));
     let status: number;
     let revision: number;
     try {

@@ -200,7 +200,7 @@ const invalid: Case[] = [
   r("unknown field in a backend", route({ backendRefs: [be(), be2({ wieght: 5 })] }), ["rules[0].backendRefs[1].wieght"], 'unknown field "wieght"'),
   r("unknown field in a path match", withMatch({ path: { type: "Exact", value: "/", caseInsensitive: true } }), ["rules[0].matches[0].path.caseInsensitive"]),
   r("two unknown fields in one object", route({ backendRefs: [be({ wieght: 5, prot: 80 }), be2()] }), ["rules[0].backendRefs[0].prot", "rules[0].backendRefs[0].wieght"]),
-  // BUG: src/config/errors.ts formatPath does not quote a non-identifier FIRST key (gives `my field`).
+  // A key that is not an identifier is quoted, also as the first segment.
   r("unknown field with an odd name", route({}, { "my field": 1 }), ['["my field"]']),
   r("unknown field in timeouts", route({ timeouts: { idle: "5s" } }), ["rules[0].timeouts.idle"]),
   // --- durations
@@ -328,9 +328,9 @@ describe("every problem is reported, not just the first", () => {
     expect(pathsOf(errors)).toEqual(["bundle", "endpoint", "health.path", "trustDomain"]);
   });
 
-  // BUG: src/config/schemas.ts pushes custom issues without `continue: true`, so zod treats them as
-  // aborting and skips every enclosing .check(): a bad duration, path, URL or duplicate hides the
-  // duplicate-hostname / duplicate-rule-name / duplicate-backend / bundle checks of its parents.
+  // Regression: custom issues pushed without `continue: true` are fatal to zod, which then skips every
+  // enclosing .check(), so a bad duration, path, URL or duplicate used to hide the duplicate-hostname /
+  // duplicate-rule-name / duplicate-backend / bundle checks of its parents.
   it.each([
     [
       "a bad duration hides duplicate hostnames",
@@ -372,6 +372,17 @@ describe("every problem is reported, not just the first", () => {
     expect(pathsOf(errors)).toEqual(["routes.checkout.rules[0].backendRefs[1].weight"]);
     const bodyErrors = errorsOf(() => parseCluster(7, ["clusters", "east"]));
     expect(pathsOf(bodyErrors)).toEqual(["clusters.east"]);
+    // An unknown field too is reported at its own path under the prefix.
+    expect(pathsOf(errorsOf(() => parseRoute(route({}, { colour: "blue" }), ["routes", "checkout"])))).toEqual(["routes.checkout.colour"]);
+  });
+
+  it("reports each unknown field of one object on its own, with its own message", () => {
+    const errors = errorsOf(() => parseRoute(route({ backendRefs: [be({ wieght: 5, prot: 80 }), be2()] }, { colour: "blue" })));
+    expect(errors.map((e) => [e.path, e.message]).sort()).toEqual([
+      ["colour", 'unknown field "colour"'],
+      ["rules[0].backendRefs[0].prot", 'unknown field "prot"'],
+      ["rules[0].backendRefs[0].wieght", 'unknown field "wieght"'],
+    ]);
   });
 
   it("ValidationError carries every error in its message", () => {
@@ -441,8 +452,8 @@ describe("formatPath", () => {
     expect(formatPath(path)).toBe(out);
   });
 
-  // BUG: src/config/errors.ts formatPath renders a first key verbatim, so ["a.b"] and ["a", "b"] both
-  // give "a.b" (and ["my field"] gives "my field"): the first key needs the same quoting as the others.
+  // Regression: a first key rendered verbatim made ["a.b"] and ["a", "b"] both "a.b" (and ["my field"]
+  // "my field"): the first key needs the same quoting as the others.
   it.each([
     [["a.b"], '["a.b"]'],
     [["my field"], '["my field"]'],
