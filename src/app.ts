@@ -16,7 +16,7 @@ import { problem, problemType } from "./http/problem.ts";
 import { handleDataPlane, type IdentityDeps } from "./proxy/forward.ts";
 import type { BodySource, UpstreamClient } from "./proxy/upstream.ts";
 import type { RoutingState } from "./routing/routing-state.ts";
-import { ClusterInUseError, PreconditionFailedError, StoreUnavailableError, TrustDomainConflictError, type Store } from "./store/types.ts";
+import { ClusterInUseError, IssuerConflictError, PreconditionFailedError, StoreUnavailableError, TrustDomainConflictError, type Store } from "./store/types.ts";
 import { errorMessage, type Logger } from "./util/log.ts";
 
 /** What a runtime knows about the connection that the web Request does not carry. */
@@ -128,6 +128,9 @@ function errorResponse(err: Error, log: Logger): Response {
   }
   if (err instanceof TrustDomainConflictError) {
     return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message, errors: [{ path: "trustDomain", message: `already used by cluster "${err.owner}"` }] });
+  }
+  if (err instanceof IssuerConflictError) {
+    return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message, errors: [{ path: "bundle.kubernetes.issuer", message: `already used by cluster "${err.owner}"` }] });
   }
   if (err instanceof ClusterInUseError) {
     return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `${err.message}; change those routes first`, routes: err.routes });

@@ -24,7 +24,7 @@ export function registerRouteRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void 
       return await deps.store.putRoute(name, spec, pre, meta);
     } catch (err) {
       if (!(err instanceof UnknownClusterError)) throw err;
-      const known = new Set(spec.rules.flatMap((r) => r.backendRefs.map((b) => b.cluster)).filter((c) => !err.clusters.includes(c)));
+      const known = new Set(spec.rules.flatMap((r) => r.backendRefs.flatMap((b) => [b.cluster, ...(b.failover ?? [])])).filter((c) => !err.clusters.includes(c)));
       checkRouteReferences(spec, known);
       throw err;
     }

@@ -29,6 +29,19 @@ export function parseConfigText(text: string): DeclarativeConfig {
   const parsed = configSchema.safeParse(doc ?? {});
   if (!parsed.success) throw new ValidationError(zodToFieldErrors(parsed.error));
   const config = parsed.data;
+  const unique: Array<{ path: string; message: string }> = [];
+  const seenTd = new Map<string, string>();
+  const seenIss = new Map<string, string>();
+  for (const [name, c] of Object.entries(config.clusters)) {
+    const td = seenTd.get(c.trustDomain);
+    if (td) unique.push({ path: `clusters.${name}.trustDomain`, message: `already used by cluster "${td}"` });
+    else seenTd.set(c.trustDomain, name);
+    const iss = c.bundle?.kubernetes?.issuer;
+    const owner = iss ? seenIss.get(iss) : undefined;
+    if (iss && owner) unique.push({ path: `clusters.${name}.bundle.kubernetes.issuer`, message: `already used by cluster "${owner}"` });
+    else if (iss) seenIss.set(iss, name);
+  }
+  if (unique.length > 0) throw new ValidationError(unique);
   const known = new Set(Object.keys(config.clusters));
   const errors = Object.entries(config.routes).flatMap(([name, route]) => {
     try {

@@ -144,6 +144,8 @@ export const backendRefSchema = z.strictObject({
   service: z.string().min(1).max(253).regex(DNS_NAME, "must be a DNS name such as checkout.shop.svc.cluster.local"),
   port: z.int("must be an integer").min(1, "must be 1..65535").max(65535, "must be 1..65535").optional(),
   weight: z.int("must be an integer").min(0, "must be 0..1000").max(1000, "must be 0..1000").default(1),
+  /** Clusters that take this backend's share, in order, while it is unavailable (same service and port). */
+  failover: z.array(resourceName).min(1, "at least one cluster").max(4, "at most 4 clusters").optional(),
 });
 export type BackendRef = z.output<typeof backendRefSchema>;
 

@@ -18,9 +18,10 @@ export const parseName = (input: unknown): string => parseWith(resourceName, inp
 /** Route checks that need the registered clusters: every backend must name a known cluster. */
 export function checkRouteReferences(route: Route, knownClusters: ReadonlySet<string>): void {
   const errors = route.rules.flatMap((rule, r) =>
-    rule.backendRefs.flatMap((b, i) =>
-      knownClusters.has(b.cluster) ? [] : [{ path: `rules[${r}].backendRefs[${i}].cluster`, message: `unknown cluster "${b.cluster}"` }],
-    ),
+    rule.backendRefs.flatMap((b, i) => [
+      ...(knownClusters.has(b.cluster) ? [] : [{ path: `rules[${r}].backendRefs[${i}].cluster`, message: `unknown cluster "${b.cluster}"` }]),
+      ...(b.failover ?? []).flatMap((c, k) => (knownClusters.has(c) ? [] : [{ path: `rules[${r}].backendRefs[${i}].failover[${k}]`, message: `unknown cluster "${c}"` }])),
+    ]),
   );
   if (errors.length > 0) throw new ValidationError(errors);
 }

@@ -19,12 +19,18 @@ export interface KeySet {
  * and keys for any other use stay out.
  */
 export function svidKeySet(jwks: unknown): KeySet {
-  return keySet(keysOf(jwks).filter((k) => k.use === "jwt-svid"));
+  return keySet(publicOnly(keysOf(jwks)).filter((k) => k.use === "jwt-svid"));
 }
 
 /** The signing keys of an OIDC issuer's JWKS (Kubernetes service-account issuers): `use` "sig" or absent. */
 export function oidcKeySet(jwks: unknown): KeySet {
-  return keySet(keysOf(jwks).filter((k) => k.use === undefined || k.use === "sig"));
+  return keySet(publicOnly(keysOf(jwks)).filter((k) => k.use === undefined || k.use === "sig"));
+}
+
+/** A set that carries private or symmetric key material anywhere is refused whole: it was published by mistake. */
+function publicOnly(keys: Jwk[]): Jwk[] {
+  for (const k of keys) if (PRIVATE_MEMBERS.some((m) => m in k)) throw new Error(`JWK set carries private or symmetric key material (kid ${String(k.kid)})`);
+  return keys;
 }
 
 function keysOf(jwks: unknown): Jwk[] {
@@ -37,7 +43,6 @@ function keysOf(jwks: unknown): Jwk[] {
 function keySet(keys: Jwk[]): KeySet {
   const usable: Jwk[] = [];
   for (const k of keys) {
-    if (PRIVATE_MEMBERS.some((m) => m in k)) throw new Error(`JWK set carries private or symmetric key material (kid ${String(k.kid)})`);
     if (typeof k.kid !== "string" || k.kid === "") continue; // kid is required to select a key
     const { use: _use, ...rest } = k;
     usable.push(rest as Jwk);

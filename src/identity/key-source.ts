@@ -61,8 +61,20 @@ export class KeySource {
 
   /** The current key set, waiting for the first load if none has completed yet. */
   async current(): Promise<KeySet | null> {
-    if (!this.keys) await this.refresh();
-    else this.refreshIfDue();
+    if (this.keys) {
+      this.refreshIfDue();
+      return this.keys;
+    }
+    // Never loaded: try again only when the retry time or the cooldown has passed, so requests
+    // naming a bundle whose endpoint is down do not each become a fetch.
+    const cooldown = this.opts.unknownKidCooldownMs ?? 30_000;
+    if (this.inflight) await this.inflight;
+    else if (this.lastAttemptAt === -Infinity || this.now() >= this.nextRefreshAt || this.now() - this.lastAttemptAt >= cooldown) await this.refresh();
+    return this.keys;
+  }
+
+  /** The keys held now, without loading or refreshing anything. */
+  peek(): KeySet | null {
     return this.keys;
   }
 

@@ -28,7 +28,10 @@ export class SigningKeyManager {
     const text = await opts.secrets.require(opts.secretId).catch((err: unknown) => {
       throw new Error(`ISTHMUS_SIGNING_KEY_SECRET_ID: cannot read signing key secret "${opts.secretId}": ${errorMessage(err)}`, { cause: err });
     });
-    m.ring = { current: await signingKeyFromJwkText(text, `secret "${opts.secretId}"`), previous: null, origin: "secret" };
+    const current = await signingKeyFromJwkText(text, `secret "${opts.secretId}"`).catch((err: unknown) => {
+      throw new Error(`ISTHMUS_SIGNING_KEY_SECRET_ID: ${errorMessage(err)}`, { cause: err });
+    });
+    m.ring = { current, previous: null, origin: "secret" };
     m.currentText = text;
     await m.refresh();
     return m;
@@ -46,11 +49,18 @@ export class SigningKeyManager {
       if (cur !== null && cur !== this.currentText) {
         const current = await signingKeyFromJwkText(cur, `secret "${this.secretId}"`);
         this.log.info("signing key rotated", { kid: current.kid, previousKid: this.ring.current.kid });
-        this.ring = { ...this.ring, current };
+        // The key that signed until now stays published, whatever AWSPREVIOUS says at this moment:
+        // tokens it signed are still live at the destinations.
+        this.ring = { ...this.ring, current, previous: this.ring.current.publicJwk };
         this.currentText = cur;
       }
-      if (prev !== this.previousText) {
-        this.ring = { ...this.ring, previous: prev === null ? null : await publicJwkFromText(prev) };
+      if (prev !== null && prev !== this.previousText) {
+        try {
+          const previous = await publicJwkFromText(prev);
+          if (previous.kid !== this.ring.current.kid) this.ring = { ...this.ring, previous };
+        } catch (err) {
+          this.log.warn("AWSPREVIOUS of the signing key secret is not a usable public key; not publishing it", { error: errorMessage(err) });
+        }
         this.previousText = prev;
       }
     } catch (err) {

@@ -17,8 +17,6 @@ export interface SigningKeyRing {
   origin: "secret" | "ephemeral";
 }
 
-const PRIVATE = ["d", "p", "q", "dp", "dq", "qi"];
-
 function defaultAlg(jwk: JWK): string {
   if (typeof jwk.alg === "string") return jwk.alg;
   if (jwk.kty === "EC") return jwk.crv === "P-384" ? "ES384" : jwk.crv === "P-521" ? "ES512" : "ES256";
@@ -37,12 +35,11 @@ function parseJwk(text: string, what: string): JWK {
   return v as JWK;
 }
 
+/** The public members of an EC or RSA key, by allow-list: nothing else can ever be published. */
 export function publicPart(jwk: JWK): JWK {
-  const pub: JWK = { ...jwk };
-  for (const m of PRIVATE) delete (pub as Record<string, unknown>)[m];
-  delete pub.key_ops;
-  delete pub.ext;
-  return pub;
+  if (jwk.kty === "EC") return { kty: "EC", crv: jwk.crv, x: jwk.x, y: jwk.y };
+  if (jwk.kty === "RSA") return { kty: "RSA", n: jwk.n, e: jwk.e };
+  throw new Error(`unsupported key type ${String(jwk.kty)}: only EC and RSA keys are used`);
 }
 
 /** Imports a private JWK (the secret's value) as the signing key. */
@@ -51,7 +48,12 @@ export async function signingKeyFromJwkText(text: string, what = "signing key"):
   if (typeof jwk.d !== "string") throw new Error(`${what} is not a private key (no "d")`);
   const alg = defaultAlg(jwk);
   if (!/^(RS|ES|PS)(256|384|512)$/.test(alg)) throw new Error(`${what}: alg ${alg} is not allowed (RS/ES/PS 256/384/512)`);
-  const privateKey = (await importJWK({ ...jwk, alg }, alg)) as CryptoKey;
+  let privateKey: CryptoKey;
+  try {
+    privateKey = (await importJWK({ ...jwk, alg }, alg)) as CryptoKey;
+  } catch (err) {
+    throw new Error(`${what}: not a usable private key: ${(err as Error).message}`, { cause: err });
+  }
   const pub = publicPart(jwk);
   const kid = typeof jwk.kid === "string" && jwk.kid !== "" ? jwk.kid : await calculateJwkThumbprint(pub);
   return { kid, alg, privateKey, publicJwk: { ...pub, kid, alg, use: "sig" } };
@@ -61,6 +63,7 @@ export async function signingKeyFromJwkText(text: string, what = "signing key"):
 export async function publicJwkFromText(text: string, what = "previous signing key"): Promise<JWK> {
   const jwk = parseJwk(text, what);
   const alg = defaultAlg(jwk);
+  if (!/^(RS|ES|PS)(256|384|512)$/.test(alg)) throw new Error(`${what}: alg ${alg} is not allowed (RS/ES/PS 256/384/512)`);
   const pub = publicPart(jwk);
   const kid = typeof jwk.kid === "string" && jwk.kid !== "" ? jwk.kid : await calculateJwkThumbprint(pub);
   return { ...pub, kid, alg, use: "sig" };

@@ -58,7 +58,13 @@ export class TrustStore {
       keep.set(key, s);
       return s;
     };
-    for (const c of [...clusters.values()].sort((a, b) => a.name.localeCompare(b.name))) {
+    // The current owner of an issuer keeps it; a newcomer claiming it is ignored (the store also refuses it).
+    const ordered = [...clusters.values()].sort((a, b) => {
+      const ao = this.byIssuer.get(a.spec.bundle?.kubernetes?.issuer ?? "")?.cluster === a.name ? 0 : 1;
+      const bo = this.byIssuer.get(b.spec.bundle?.kubernetes?.issuer ?? "")?.cluster === b.name ? 0 : 1;
+      return ao - bo || a.name.localeCompare(b.name);
+    });
+    for (const c of ordered) {
       const b = c.spec.bundle;
       if (!b) continue;
       if (b.jwks || b.url || b.secretId) {

@@ -23,6 +23,14 @@ export interface VerifiedCaller {
   tokenId: string;
 }
 
+interface CacheEntry {
+  caller: VerifiedCaller;
+  /** What verified it: a hit is honoured only while the same bundle still holds the same kid. */
+  source: TrustEntry["source"];
+  kid: string;
+  issuer?: string;
+}
+
 export type VerifyResult = { ok: true; caller: VerifiedCaller } | { ok: false; missing: boolean; reason: string; tokenId?: string };
 
 export interface VerifierOptions {
@@ -40,7 +48,7 @@ export class CallerVerifier {
   /** Signature verifications performed (a cache hit does none). */
   signatureChecks = 0;
   cacheHits = 0;
-  private readonly cache: TtlCache<VerifiedCaller>;
+  private readonly cache: TtlCache<CacheEntry>;
   private readonly now: () => number;
 
   constructor(
@@ -60,9 +68,9 @@ export class CallerVerifier {
     const token = authorization.slice(7);
     const tokenId = await sha256Hex(token);
     const cached = this.cache.get(tokenId);
-    if (cached) {
+    if (cached && this.stillTrusted(cached)) {
       this.cacheHits += 1;
-      return { ok: true, caller: cached };
+      return { ok: true, caller: cached.caller };
     }
 
     const header = decodeSegment(m[1] as string);
@@ -123,8 +131,15 @@ export class CallerVerifier {
     }
     const caller: VerifiedCaller = { identity, cluster: entry.cluster, trustDomain: entry.trustDomain, kind, claims, tokenId: tokenId.slice(0, 16) };
     const exp = typeof claims.exp === "number" ? claims.exp * 1000 : 0;
-    this.cache.set(tokenId, caller, Math.min(exp, this.now() + (this.opts.cacheTtlMs ?? 300_000)));
+    this.cache.set(tokenId, { caller, source: entry.source, kid: header.kid, ...(issuer ? { issuer } : {}) }, Math.min(exp, this.now() + (this.opts.cacheTtlMs ?? 300_000)));
     return { ok: true, caller };
+  }
+
+  /** A cluster deleted, its bundle replaced, or the key dropped from it: the cached verdict no longer holds. */
+  private stillTrusted(e: CacheEntry): boolean {
+    const entry = e.issuer !== undefined ? this.trust.issuer(e.issuer) : this.trust.svid(e.caller.trustDomain);
+    if (!entry || entry.source !== e.source || entry.cluster !== e.caller.cluster) return false;
+    return entry.source.peek()?.kids.has(e.kid) ?? false;
   }
 
   /** Drops every cached verification (e.g. after a bundle removed a key). */

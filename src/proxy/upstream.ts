@@ -10,7 +10,8 @@ export interface UpstreamRequest {
   path: string;
   method: string;
   headers: HeaderPairs;
-  body: BodySource | null;
+  /** Streamed, or held in full (a body that may be sent again by a retry). */
+  body: BodySource | Uint8Array | null;
   /** Aborts the exchange: request timeout, or the client went away. */
   signal: AbortSignal;
   /** Per-try limit for the response headers to arrive. */

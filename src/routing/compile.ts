@@ -82,6 +82,7 @@ function compileRule(route: StoredRoute, rule: RouteRule, index: number, cluster
       weight: b.weight,
       authority: b.port === undefined || b.port === 80 ? b.service : `${b.service}:${b.port}`,
       target,
+      failover: b.failover ?? [],
     };
   });
   const requestTimeoutMs = timeout(rule.timeouts?.request) ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -103,6 +104,10 @@ function compileRule(route: StoredRoute, rule: RouteRule, index: number, cluster
     sessionKeys,
     sticky: sessionKeys.length > 0 ? new StickyChooser(backends) : null,
     authorization: route.spec.authorization,
+    retry:
+      rule.retry && (rule.retry.attempts ?? 1) > 0
+        ? { maxTries: 1 + (rule.retry.attempts ?? 1), codes: new Set(rule.retry.codes ?? [502, 503, 504]), backoffMs: parseDuration(rule.retry.backoff ?? "25ms") ?? 25 }
+        : null,
   };
 }
 

@@ -26,6 +26,15 @@ export interface CompiledBackend {
   authority: string;
   /** Null when the backend names a cluster that is not registered (yet): requests to it fail with 503. */
   target: CompiledCluster | null;
+  /** Clusters that take this backend's share while it is unavailable, in order. */
+  failover: readonly string[];
+}
+
+export interface CompiledRetry {
+  /** First try included. */
+  maxTries: number;
+  codes: ReadonlySet<number>;
+  backoffMs: number;
 }
 
 export type SessionKey = { header: string } | { cookie: string } | { jwtClaim: string };
@@ -43,6 +52,7 @@ export interface CompiledRule {
   sessionKeys: SessionKey[];
   sticky: StickyChooser | null;
   authorization: Route["authorization"];
+  retry: CompiledRetry | null;
 }
 
 export interface CompiledMatch {

@@ -77,8 +77,8 @@ async function* relay(body: AsyncIterable<Uint8Array>, req: UpstreamRequest): As
   }
 }
 
-function toNodeBody(body: UpstreamRequest["body"]): Readable | null {
-  if (body === null) return null;
+function toNodeBody(body: UpstreamRequest["body"]): Readable | Uint8Array | null {
+  if (body === null || body instanceof Uint8Array) return body;
   if (body instanceof Readable) return body;
   if (body instanceof ReadableStream) return Readable.fromWeb(body as unknown as NodeReadableStream);
   return Readable.from(body, { objectMode: false });

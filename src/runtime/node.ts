@@ -110,6 +110,17 @@ export async function loadConfigFile(path: string): Promise<DeclarativeConfig> {
 }
 
 export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<RunningGateway> {
+  const cleanup: Array<() => Promise<unknown> | unknown> = [];
+  try {
+    return await start(opts, cleanup);
+  } catch (err) {
+    // A failed start leaves nothing running: timers, subscriptions and connections are closed.
+    for (const c of cleanup.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unknown> | unknown>): Promise<RunningGateway> {
   const log = opts.log ?? createLogger();
   const config = opts.config ?? (opts.configPath ? await loadConfigFile(opts.configPath) : undefined);
 
@@ -122,6 +133,7 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
     store = new MemoryStore();
     log.info("using the embedded in-memory store (set ISTHMUS_REDIS_URL to share state between instances)");
   }
+  cleanup.push(() => store.close());
 
   const routing = new RoutingState(store, { checkIntervalMs: opts.checkIntervalMs ?? 2000, log });
   let configPending = config !== undefined;
@@ -138,12 +150,14 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
   };
   await applyPending();
   await routing.start();
+  cleanup.push(() => routing.stop());
   if (configPending && config && !routing.loaded) {
     // Fail static at start: serve the file's routes until the store can be written.
     routing.install(compileTable({ version: 0, clusters: toStored(config.clusters), routes: toStoredRoutes(config.routes) }));
   }
   const retry = setInterval(() => void applyPending().then(() => (configPending ? undefined : clearInterval(retry))), 2000);
   retry.unref();
+  cleanup.push(() => clearInterval(retry));
   if (!configPending) clearInterval(retry);
 
 
@@ -174,6 +188,7 @@ export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<R
     if (opts.adminTokenSecretId) void secrets.get(opts.adminTokenSecretId).then((v) => (v ? (adminToken = v) : undefined)).catch(() => undefined);
   }, Math.max(100, Math.min(opts.secretsRefreshMs ?? 300_000, 60_000)));
   secretTimer.unref();
+  cleanup.push(() => clearInterval(secretTimer));
 
   if (!adminToken && !opts.adminOidc) log.warn("ISTHMUS_ADMIN_TOKEN is not set: the admin API refuses every call with 401");
 

@@ -6,6 +6,7 @@ import { canonicalJson } from "../util/canonical-json.ts";
 import {
   ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
+  IssuerConflictError,
   PreconditionFailedError,
   referencedClusters,
   TrustDomainConflictError,
@@ -62,6 +63,9 @@ export class MemoryStore implements Store {
     if (prev && canonicalJson(prev.spec) === canonicalJson(spec)) return { cluster: clone(prev), created: false, changed: false };
     const owner = [...this.clusters.values()].find((c) => c.name !== name && c.spec.trustDomain === spec.trustDomain);
     if (owner) throw new TrustDomainConflictError(spec.trustDomain, owner.name);
+    const issuer = spec.bundle?.kubernetes?.issuer;
+    const issuerOwner = issuer && [...this.clusters.values()].find((c) => c.name !== name && c.spec.bundle?.kubernetes?.issuer === issuer);
+    if (issuer && issuerOwner) throw new IssuerConflictError(issuer, issuerOwner.name);
     const cluster = { name, spec: clone(spec), updatedAt: this.now() };
     this.clusters.set(name, cluster);
     this.changed("cluster", name);

@@ -55,16 +55,21 @@ return {1, rev, cur}
  * so an unchanged spec is detected by comparing strings. Also keeps the trust-domain index (one
  * cluster per trust domain) and refuses to delete a cluster that route references still name.
  * KEYS: 1 specs hash, 2 updatedAt hash, 3 version counter, 4 trust-domain index (td -> cluster),
- *       5 route references (route -> "c1,c2").
- * ARGV: 1 name, 2 spec JSON ("" = delete), 3 updatedAt, 4 trust domain.
+ *       5 route references (route -> "c1,c2"), 6 Kubernetes issuer index (issuer -> cluster).
+ * ARGV: 1 name, 2 spec JSON ("" = delete), 3 updatedAt, 4 trust domain, 5 Kubernetes issuer ("" = none).
  * Returns {status, version, detail}: status 0 nothing changed, 1 created, 2 replaced, 3 deleted,
- *         4 in use (detail = "route1,route2"), 5 trust domain taken (detail = owner).
+ *         4 in use (detail = "route1,route2"), 5 trust domain taken, 6 issuer taken (detail = owner).
  */
 export const CLUSTER_WRITE = `
 local name = ARGV[1]
 local prev = redis.call('HGET', KEYS[1], name)
 local prevTd = nil
-if prev then prevTd = cjson.decode(prev)['trustDomain'] end
+local prevIss = nil
+if prev then
+  local d = cjson.decode(prev)
+  prevTd = d['trustDomain']
+  if type(d['bundle']) == 'table' and type(d['bundle']['kubernetes']) == 'table' then prevIss = d['bundle']['kubernetes']['issuer'] end
+end
 if ARGV[2] == '' then
   if not prev then return {0, 0, ''} end
   local users = {}
@@ -78,12 +83,19 @@ if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], name)
   redis.call('HDEL', KEYS[2], name)
   if prevTd and redis.call('HGET', KEYS[4], prevTd) == name then redis.call('HDEL', KEYS[4], prevTd) end
+  if prevIss and redis.call('HGET', KEYS[6], prevIss) == name then redis.call('HDEL', KEYS[6], prevIss) end
   return {3, redis.call('INCR', KEYS[3]), ''}
 end
 local owner = redis.call('HGET', KEYS[4], ARGV[4])
 if owner and owner ~= name then return {5, 0, owner} end
+if ARGV[5] ~= '' then
+  local issOwner = redis.call('HGET', KEYS[6], ARGV[5])
+  if issOwner and issOwner ~= name then return {6, 0, issOwner} end
+end
 if prev == ARGV[2] then return {0, 0, ''} end
 if prevTd and prevTd ~= ARGV[4] then redis.call('HDEL', KEYS[4], prevTd) end
+if prevIss and prevIss ~= ARGV[5] and redis.call('HGET', KEYS[6], prevIss) == name then redis.call('HDEL', KEYS[6], prevIss) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[6], ARGV[5], name) end
 redis.call('HSET', KEYS[4], ARGV[4], name)
 redis.call('HSET', KEYS[1], name, ARGV[2])
 redis.call('HSET', KEYS[2], name, ARGV[3])

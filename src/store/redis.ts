@@ -9,6 +9,7 @@ import type { MetricBatch, SeriesInfo } from "../telemetry/metric-batch.ts";
 import {
   ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
+  IssuerConflictError,
   PreconditionFailedError,
   referencedClusters,
   StoreUnavailableError,
@@ -88,6 +89,7 @@ export class RedisStore implements Store {
       version: `${t}:version`,
       routes: `${t}:routes`,
       trustDomains: `${t}:trust-domains`,
+      issuers: `${t}:k8s-issuers`,
       refs: `${t}:route-refs`,
     };
   }
@@ -116,9 +118,10 @@ export class RedisStore implements Store {
     const k = this.metaKeys;
     const at = this.now();
     const [status, version, detail] = await this.call(() =>
-      this.clusterWrite(5, k.clusters, k.clustersAt, k.version, k.trustDomains, k.refs, name, canonicalJson(spec), at, spec.trustDomain),
+      this.clusterWrite(6, k.clusters, k.clustersAt, k.version, k.trustDomains, k.refs, k.issuers, name, canonicalJson(spec), at, spec.trustDomain, spec.bundle?.kubernetes?.issuer ?? ""),
     );
     if (status === 5) throw new TrustDomainConflictError(spec.trustDomain, String(detail));
+    if (status === 6) throw new IssuerConflictError(spec.bundle?.kubernetes?.issuer ?? "", String(detail));
     if (status === 0) {
       const existing = await this.getCluster(name);
       if (existing) return { cluster: existing, created: false, changed: false };
@@ -127,7 +130,7 @@ export class RedisStore implements Store {
   }
   async deleteCluster(name: string): Promise<boolean> {
     const k = this.metaKeys;
-    const [status, version, detail] = await this.call(() => this.clusterWrite(5, k.clusters, k.clustersAt, k.version, k.trustDomains, k.refs, name, "", "", ""));
+    const [status, version, detail] = await this.call(() => this.clusterWrite(6, k.clusters, k.clustersAt, k.version, k.trustDomains, k.refs, k.issuers, name, "", "", "", ""));
     if (status === 4) throw new ClusterInUseError(name, String(detail).split(","));
     if (status !== 3) return false;
     await this.publish({ kind: "cluster", name, version: Number(version) });

@@ -147,6 +147,17 @@ export class TrustDomainConflictError extends Error {
   }
 }
 
+/** A Kubernetes service-account issuer belongs to exactly one cluster. */
+export class IssuerConflictError extends Error {
+  constructor(
+    readonly issuer: string,
+    readonly owner: string,
+  ) {
+    super(`Kubernetes issuer "${issuer}" is already used by cluster "${owner}"`);
+    this.name = "IssuerConflictError";
+  }
+}
+
 /** The store could not be reached or did not answer in time. */
 export class StoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -158,6 +169,6 @@ export class StoreUnavailableError extends Error {
 export const DEFAULT_MAX_REVISIONS = 100;
 
 /** The distinct clusters a route's backends name. */
-export function referencedClusters(spec: { rules: ReadonlyArray<{ backendRefs: ReadonlyArray<{ cluster: string }> }> }): string[] {
-  return [...new Set(spec.rules.flatMap((r) => r.backendRefs.map((b) => b.cluster)))].sort();
+export function referencedClusters(spec: { rules: ReadonlyArray<{ backendRefs: ReadonlyArray<{ cluster: string; failover?: readonly string[] }> }> }): string[] {
+  return [...new Set(spec.rules.flatMap((r) => r.backendRefs.flatMap((b) => [b.cluster, ...(b.failover ?? [])])))].sort();
 }
