@@ -13,7 +13,7 @@ import { PayloadTooLargeError } from "./admin/body.ts";
 import { registerRouteRoutes } from "./admin/routes.ts";
 import { ValidationError } from "./config/errors.ts";
 import { problem, problemType } from "./http/problem.ts";
-import { handleDataPlane, type IdentityDeps } from "./proxy/forward.ts";
+import { handleDataPlane, type IdentityDeps, type ResilienceDeps } from "./proxy/forward.ts";
 import type { BodySource, UpstreamClient } from "./proxy/upstream.ts";
 import type { RoutingState } from "./routing/routing-state.ts";
 import { ClusterInUseError, IssuerConflictError, PreconditionFailedError, StoreUnavailableError, TrustDomainConflictError, type Store } from "./store/types.ts";
@@ -40,6 +40,8 @@ export interface AppPorts {
   adminAuth?: AdminAuthOptions;
   /** Workload identity: caller verification and gateway-issued tokens. Absent: routes that need an identity answer 401. */
   identity?: IdentityDeps;
+  /** Retry budgets, breakers, failover and limits. */
+  resilience?: ResilienceDeps;
   /** Golden metrics recorded on the data plane. */
   metrics?: MetricsRecorder;
   /** Exposition, flushing and probe state for the admin API. */

@@ -28,6 +28,9 @@ import { MetricsFederation } from "../telemetry/federation.ts";
 import { MetricsFlusher } from "../telemetry/flusher.ts";
 import { HealthProber } from "../telemetry/health-probes.ts";
 import { MetricsRecorder } from "../telemetry/recorder.ts";
+import { CircuitBreakers } from "../proxy/circuit-breaker.ts";
+import { Limits, type LimitOptions } from "../proxy/limits.ts";
+import { RetryBudgets } from "../proxy/retry-budget.ts";
 
 export interface NodeGatewayOptions {
   /** 0 picks a free port. */
@@ -73,6 +76,12 @@ export interface NodeGatewayOptions {
   /** Health-probe defaults when a cluster sets none. */
   probeIntervalMs?: number;
   probeTimeoutMs?: number;
+  /** In-flight and body-size limits of the data plane. */
+  limits?: LimitOptions;
+  /** Consecutive failures that eject a backend (Linkerd's default 7), and its penalty bounds. */
+  breaker?: { maxFailures?: number; minPenaltyMs?: number; maxPenaltyMs?: number };
+  /** Retry budget: retries at most `ratio` of requests plus `minPerSecond`, per backend cluster. */
+  retryBudget?: { ratio?: number; minPerSecond?: number };
 }
 
 export interface RunningGateway {
@@ -88,6 +97,7 @@ export interface RunningGateway {
   flusher: MetricsFlusher;
   prober: HealthProber;
   federation: MetricsFederation;
+  resilience: { budgets: RetryBudgets; breakers: CircuitBreakers; limits: Limits };
   /** Runs one remote-write round now (if this instance holds the pusher lease). */
   pushMetrics(): Promise<void>;
   server: Server;
@@ -216,8 +226,19 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
   for (const t of timers) t.unref();
   void prober.probeDue();
 
+  // Resilience: retry budgets and breakers per backend, health-driven failover, load limits.
+  const breakers = new CircuitBreakers(opts.breaker);
+  breakers.onChange = (key, ejected) => log[ejected ? "warn" : "info"](ejected ? "backend ejected after consecutive failures" : "backend readmitted", { backend: key });
+  const resilience = {
+    budgets: new RetryBudgets(opts.retryBudget),
+    breakers,
+    clusterAlive: (cluster: string) => prober.state(cluster)?.alive ?? null,
+    limits: new Limits(opts.limits),
+  };
+
   const upstream = createNodeUpstream();
   const app = createApp({
+    resilience,
     store,
     routing,
     upstream,
@@ -237,10 +258,12 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
         hostname: opts.hostname,
         serverOptions: {
           maxHeaderSize: opts.maxHeaderBytes ?? 16_384,
-          // Slow clients must send their headers in time; keep-alive outlives typical LB idle timeouts.
+          // Slow clients must send their headers in time (checked every second, so a slowloris
+          // client is cut within about 11 s); keep-alive outlives typical LB idle timeouts.
           headersTimeout: 10_000,
           requestTimeout: 0,
           keepAliveTimeout: 65_000,
+          connectionsCheckingInterval: 1_000,
         },
       },
       () => resolve(s as Server),
@@ -266,6 +289,7 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
     prober,
     federation,
     pushMetrics: pushSlices,
+    resilience,
     server,
     close() {
       closed ??= (async () => {
