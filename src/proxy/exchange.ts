@@ -60,8 +60,15 @@ export async function exchange(
   const failed = new Set<string>();
   let last: { status: number; backend: CompiledBackend | null; failure?: string } | null = null;
 
+  // Testers' header override: the rollout's canary whatever its weight.
+  const override = rule.rollout?.headerOverride;
+  const forced = override && inc.request.headers.get(override.name) === override.value ? rule.backends.find((b) => b.id === rule.rollout?.canaryId) : undefined;
+
   for (let attempt = 1; attempt <= maxTries; attempt++) {
-    const choice = (attempt > 1 ? chooseAvailable(rule, table, usable, key, random, failed) : null) ?? chooseAvailable(rule, table, usable, key, random);
+    const choice =
+      (attempt === 1 && forced ? { backend: forced, degraded: false } : null) ??
+      (attempt > 1 ? chooseAvailable(rule, table, usable, key, random, failed) : null) ??
+      chooseAvailable(rule, table, usable, key, random);
     if (!choice) {
       settle();
       return problem({ type: problemType("no-backend"), title: "No backend available", status: 503, detail: `every backend of rule ${rule.name} of route ${rule.route} has weight 0` }, revisionHeader);
@@ -84,7 +91,11 @@ export async function exchange(
     };
     // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
     const authorization = caller && deps.identity ? `Bearer ${await deps.identity.tokens.tokenFor(caller.identity, target.trustDomain)}` : undefined;
-    const labels: TrafficLabels = { route_name: rule.route, dst_target_cluster: backend.cluster, dst_target_service: backend.service, src_cluster: caller?.cluster ?? "unknown" };
+    const labels: TrafficLabels = { route_name: rule.route, dst_target_cluster: backend.cluster, dst_target_service: backend.service, src_cluster: caller?.cluster ?? "" };
+    if (rule.rollout && (backend.id === rule.rollout.canaryId || backend.id === rule.rollout.stableId)) {
+      labels.rollout = rule.rollout.name;
+      labels.rollout_role = backend.id === rule.rollout.canaryId ? "canary" : "stable";
+    }
     deps.metrics?.recordRequest(labels);
     if (attempt === 1) r?.budgets.request(backend.cluster);
     r?.breakers.begin(backend.id);

@@ -2,9 +2,10 @@
 // "what the user said" and "what the data plane runs").
 import { parseDuration } from "../config/duration.ts";
 import type { Cluster, RouteRule } from "../config/schemas.ts";
+import type { RolloutRecord } from "../rollout/schema.ts";
 import type { StoredCluster, StoredRoute } from "../store/types.ts";
 import { StickyChooser } from "./choose.ts";
-import type { CompiledBackend, CompiledCluster, CompiledMatch, CompiledRule, HostEntry, RoutingTable, SessionKey } from "./table.ts";
+import type { CompiledBackend, CompiledCluster, CompiledMatch, CompiledRollout, CompiledRule, HostEntry, RoutingTable, SessionKey } from "./table.ts";
 
 /** Used when a rule sets no request timeout: every outbound call has a bound (Envoy's default route timeout). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
@@ -13,7 +14,10 @@ export interface CompileInput {
   version: number;
   clusters: readonly StoredCluster[];
   routes: readonly StoredRoute[];
+  rollouts?: readonly RolloutRecord[];
 }
+
+const backendId = (b: { cluster: string; service: string; port?: number | undefined }) => `${b.cluster}/${b.service}:${b.port ?? ""}`;
 
 export function compileCluster(name: string, spec: Cluster): CompiledCluster {
   const url = new URL(spec.endpoint);
@@ -32,11 +36,17 @@ export function compileTable(input: CompileInput, now: Date = new Date()): Routi
   const routes = new Map<string, { revision: number; hostnames: string[] }>();
 
   // Route name order is the tie-breaker of last resort (Gateway API: oldest, then alphabetical).
+  const active = new Map<string, CompiledRollout>();
+  for (const r of input.rollouts ?? []) {
+    if (r.status.phase !== "Progressing" && r.status.phase !== "Paused") continue;
+    active.set(`${r.spec.route}/${r.spec.rule}`, { name: r.name, stableId: backendId(r.spec.stable), canaryId: backendId(r.spec.canary), headerOverride: r.spec.headerOverride ? { name: r.spec.headerOverride.name.toLowerCase(), value: r.spec.headerOverride.value } : null });
+  }
   const sorted = [...input.routes].sort((a, b) => a.name.localeCompare(b.name));
   for (const route of sorted) {
     routes.set(route.name, { revision: route.revision, hostnames: route.spec.hostnames });
     const matches = route.spec.rules.flatMap((rule, i) => {
       const compiled = compileRule(route, rule, i, clusters, warnings);
+      compiled.rollout = active.get(`${route.name}/${compiled.name}`) ?? null;
       return rule.matches.map((m, j): CompiledMatch => ({
         rule: compiled,
         index: j,
@@ -75,7 +85,7 @@ function compileRule(route: StoredRoute, rule: RouteRule, index: number, cluster
     const target = clusters.get(b.cluster) ?? null;
     if (!target) warnings.push(`route ${route.name} rule ${name}: backend cluster "${b.cluster}" is not registered`);
     return {
-      id: `${b.cluster}/${b.service}:${b.port ?? ""}`,
+      id: backendId(b),
       cluster: b.cluster,
       service: b.service,
       port: b.port,
@@ -108,6 +118,7 @@ function compileRule(route: StoredRoute, rule: RouteRule, index: number, cluster
       rule.retry && (rule.retry.attempts ?? 1) > 0
         ? { maxTries: 1 + (rule.retry.attempts ?? 1), codes: new Set(rule.retry.codes ?? [502, 503, 504]), backoffMs: parseDuration(rule.retry.backoff ?? "25ms") ?? 25 }
         : null,
+    rollout: null,
   };
 }
 

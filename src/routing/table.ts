@@ -30,6 +30,13 @@ export interface CompiledBackend {
   failover: readonly string[];
 }
 
+export interface CompiledRollout {
+  name: string;
+  stableId: string;
+  canaryId: string;
+  headerOverride: { name: string; value: string } | null;
+}
+
 export interface CompiledRetry {
   /** First try included. */
   maxTries: number;
@@ -53,6 +60,8 @@ export interface CompiledRule {
   sticky: StickyChooser | null;
   authorization: Route["authorization"];
   retry: CompiledRetry | null;
+  /** The active rollout on this rule: its traffic is labelled, and its header override honoured. */
+  rollout: CompiledRollout | null;
 }
 
 export interface CompiledMatch {

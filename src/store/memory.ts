@@ -1,11 +1,15 @@
 // Embedded store: the default for a single Node process, development and tests.
 // Every method runs to completion synchronously, so each write is atomic.
 import type { Cluster, Route } from "../config/schemas.ts";
+import type { RolloutEvent, RolloutRecord } from "../rollout/schema.ts";
 import { emptyBatch, mergeInto, type MetricBatch } from "../telemetry/metric-batch.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
 import {
   ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
+  MAX_ROLLOUT_EVENTS,
+  RolloutConflictError,
+  RolloutExistsError,
   IssuerConflictError,
   PreconditionFailedError,
   referencedClusters,
@@ -37,6 +41,7 @@ export class MemoryStore implements Store {
   private metrics: MetricBatch = emptyBatch();
   private appliedFlushes = new Set<string>();
   private locks = new Map<string, { owner: string; until: number }>();
+  private rollouts = new Map<string, { record: RolloutRecord; events: RolloutEvent[] }>();
 
   constructor(private readonly opts: { maxRevisions?: number; now?: () => Date } = {}) {}
 
@@ -90,6 +95,11 @@ export class MemoryStore implements Store {
   }
 
   async putRoute(name: string, spec: Route, pre: Precondition, meta: WriteMeta): Promise<PutResult> {
+    return this.putRouteNow(name, spec, pre, meta);
+  }
+
+  /** Synchronous, so a caller can combine it with other changes in one atomic step. */
+  private putRouteNow(name: string, spec: Route, pre: Precondition, meta: WriteMeta): PutResult {
     const state = this.routes.get(name) ?? { current: null, seq: 0, history: [] };
     const missing = referencedClusters(spec).filter((c) => !this.clusters.has(c));
     if (missing.length > 0) throw new UnknownClusterError(missing);
@@ -132,7 +142,7 @@ export class MemoryStore implements Store {
     return this.ver;
   }
   async snapshot(): Promise<StoreSnapshot> {
-    return { version: this.ver, clusters: await this.listClusters(), routes: await this.listRoutes() };
+    return { version: this.ver, clusters: await this.listClusters(), routes: await this.listRoutes(), rollouts: await this.listRollouts() };
   }
   async subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>> {
     this.listeners.add(listener);
@@ -140,6 +150,39 @@ export class MemoryStore implements Store {
       this.listeners.delete(listener);
     };
   }
+  async createRollout(record: RolloutRecord, event: RolloutEvent): Promise<RolloutRecord> {
+    if (this.rollouts.has(record.name)) throw new RolloutExistsError(record.name);
+    const stored = { ...clone(record), version: 1 };
+    this.rollouts.set(record.name, { record: stored, events: [clone(event)] });
+    this.changed("rollout", record.name);
+    return clone(stored);
+  }
+  async getRollout(name: string): Promise<RolloutRecord | null> {
+    const r = this.rollouts.get(name);
+    return r ? clone(r.record) : null;
+  }
+  async listRollouts(): Promise<RolloutRecord[]> {
+    return [...this.rollouts.values()].map((r) => clone(r.record)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  async updateRollout(name: string, expectedVersion: number, next: RolloutRecord, events: RolloutEvent[], route?: { spec: Route; ifMatch: number; actor: string }): Promise<RolloutRecord> {
+    const r = this.rollouts.get(name);
+    if (!r || r.record.version !== expectedVersion) throw new RolloutConflictError(name);
+    let routeRevision = next.status.routeRevision;
+    if (route) {
+      const res = this.putRouteNow(next.spec.route, route.spec, { ifMatch: route.ifMatch }, { actor: route.actor });
+      routeRevision = res.route.revision;
+    }
+    const stored: RolloutRecord = { ...clone(next), version: expectedVersion + 1, status: { ...clone(next.status), routeRevision } };
+    r.record = stored;
+    r.events.push(...events.map((e) => ({ ...clone(e), ...(route && e.routeRevision === undefined ? { routeRevision } : {}) })));
+    if (r.events.length > MAX_ROLLOUT_EVENTS) r.events.splice(0, r.events.length - MAX_ROLLOUT_EVENTS);
+    if (!route) this.changed("rollout", name);
+    return clone(stored);
+  }
+  async listRolloutEvents(name: string): Promise<RolloutEvent[]> {
+    return clone(this.rollouts.get(name)?.events ?? []);
+  }
+
   async applyMetricDeltas(flushId: string, batch: MetricBatch): Promise<boolean> {
     if (this.appliedFlushes.has(flushId)) return false;
     this.appliedFlushes.add(flushId);

@@ -12,42 +12,49 @@
  *         an existing route (or deleted), 2 nothing to delete, 3 unchanged (revision = current), 4 created
  *         (also a rollback that restores a deleted route); previous = the revision current before the write.
  */
-export const ROUTE_WRITE = `
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local mode = ARGV[1]
-if (mode == 'match' and cur ~= tonumber(ARGV[2])) or (mode == 'absent' and cur ~= 0) or (mode == 'present' and cur == 0) then
+/** The route write as a Lua function, shared by ROUTE_WRITE and ROLLOUT_WRITE (same arguments, same results). */
+const WRITE_ROUTE_FN = `
+local function write_route(kCur, kSeq, kHist, a1, a2, a3, a4, a5, a6, a7)
+local cur = tonumber(redis.call('GET', kCur) or '0')
+local mode = a1
+if (mode == 'match' and cur ~= tonumber(a2)) or (mode == 'absent' and cur ~= 0) or (mode == 'present' and cur == 0) then
   return {0, cur, cur}
 end
-local spec = ARGV[3]
-local prefix = ARGV[5]
+local spec = a3
+local prefix = a5
 if spec == '' then
   if cur == 0 then return {2, 0, 0} end
-elseif cur ~= 0 and ARGV[7] ~= '1' and redis.call('HGET', prefix .. cur, 'spec') == spec then
+elseif cur ~= 0 and a7 ~= '1' and redis.call('HGET', prefix .. cur, 'spec') == spec then
   return {3, cur, cur}
 end
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local seq = tonumber(redis.call('GET', kSeq) or '0')
 if seq < cur then seq = cur end
 local rev = seq + 1
-redis.call('SET', KEYS[2], rev)
-local rec = cjson.decode(ARGV[4])
+redis.call('SET', kSeq, rev)
+local rec = cjson.decode(a4)
 rec['revision'] = rev
 if spec == '' then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', kCur)
 else
   redis.call('HSET', prefix .. rev, 'spec', spec, 'at', rec['at'])
-  redis.call('SET', KEYS[1], rev)
+  redis.call('SET', kCur, rev)
   if cur == 0 and rec['action'] == 'update' then rec['action'] = 'create' end
 end
-redis.call('LPUSH', KEYS[3], cjson.encode(rec))
-local max = tonumber(ARGV[6])
-local extra = redis.call('LRANGE', KEYS[3], max, -1)
+redis.call('LPUSH', kHist, cjson.encode(rec))
+local max = tonumber(a6)
+local extra = redis.call('LRANGE', kHist, max, -1)
 for _, raw in ipairs(extra) do
   local old = cjson.decode(raw)
   if old['revision'] ~= rev then redis.call('DEL', prefix .. old['revision']) end
 end
-redis.call('LTRIM', KEYS[3], 0, max - 1)
+redis.call('LTRIM', kHist, 0, max - 1)
 if spec ~= '' and cur == 0 then return {4, rev, cur} end
 return {1, rev, cur}
+end
+`;
+
+export const ROUTE_WRITE = `${WRITE_ROUTE_FN}
+return write_route(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 `;
 
 /**
@@ -176,4 +183,42 @@ if cur == false or cur == ARGV[1] then
   return 1
 end
 return 0
+`;
+
+/**
+ * A rollout step, atomically: compare-and-set on the rollout's version, its new state and events,
+ * and (optionally) the route revision that carries its weights, with the route's own precondition.
+ * Rollout keys share the route's hash tag, so this is one slot.
+ * KEYS: 1 route current, 2 route seq, 3 route history, 4 rollout state, 5 rollout version, 6 rollout events.
+ * ARGV: 1 expected rollout version (0 = must not exist), 2 rollout JSON, 3 route spec JSON ("" = no route
+ *       write), 4 route record JSON, 5 snapshot prefix, 6 max revisions, 7 expected route revision,
+ *       8 max events, 9.. event JSON strings. In the rollout and event JSON, "__ROUTE_REVISION__" and
+ *       "__VERSION__" (quoted) are replaced by the route revision and the rollout's new version.
+ * Returns {status, routeRevision, version}: 0 rollout version conflict (version = current),
+ *         2 route precondition failed (routeRevision = current), 1 written.
+ */
+export const ROLLOUT_WRITE = `${WRITE_ROUTE_FN}
+local v = tonumber(redis.call('GET', KEYS[5]) or '0')
+if v ~= tonumber(ARGV[1]) then return {0, 0, v} end
+local routeRev = 0
+if ARGV[3] ~= '' then
+  local res = write_route(KEYS[1], KEYS[2], KEYS[3], 'match', ARGV[7], ARGV[3], ARGV[4], ARGV[5], ARGV[6], '0')
+  if res[1] == 0 then return {2, res[2], v} end
+  routeRev = res[2]
+end
+local nv = v + 1
+-- JSON is written verbatim (cjson would turn empty arrays into objects); the placeholders the
+-- caller left for what only this script knows are filled in by string replacement.
+local rr = routeRev
+if rr == 0 then rr = tonumber(ARGV[7]) or 0 end
+local function fill(json)
+  json = string.gsub(json, '"__ROUTE_REVISION__"', tostring(rr))
+  json = string.gsub(json, '"__VERSION__"', tostring(nv))
+  return json
+end
+redis.call('SET', KEYS[4], fill(ARGV[2]))
+redis.call('SET', KEYS[5], nv)
+for i = 9, #ARGV do redis.call('RPUSH', KEYS[6], fill(ARGV[i])) end
+redis.call('LTRIM', KEYS[6], -tonumber(ARGV[8]), -1)
+return {1, routeRev, nv}
 `;

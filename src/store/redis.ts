@@ -4,12 +4,16 @@ import { Redis, type RedisOptions } from "ioredis";
 import { parseCluster, parseRoute } from "../config/validate.ts";
 import type { Cluster, Route } from "../config/schemas.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
-import { CLUSTER_WRITE, LOCK, METRICS_APPLY, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
+import { CLUSTER_WRITE, LOCK, METRICS_APPLY, ROLLOUT_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
+import type { RolloutEvent, RolloutRecord } from "../rollout/schema.ts";
 import type { MetricBatch, SeriesInfo } from "../telemetry/metric-batch.ts";
 import {
   ClusterInUseError,
   DEFAULT_MAX_REVISIONS,
   IssuerConflictError,
+  MAX_ROLLOUT_EVENTS,
+  RolloutConflictError,
+  RolloutExistsError,
   PreconditionFailedError,
   referencedClusters,
   StoreUnavailableError,
@@ -66,6 +70,7 @@ export class RedisStore implements Store {
     this.client.defineCommand("isthmusRefsSet", { lua: ROUTE_REFS_SET });
     this.client.defineCommand("isthmusMetricsApply", { lua: METRICS_APPLY });
     this.client.defineCommand("isthmusLock", { lua: LOCK });
+    this.client.defineCommand("isthmusRolloutWrite", { lua: ROLLOUT_WRITE });
     const commands = this.client as unknown as Record<string, ScriptRunner>;
     this.routeRead = (commands.isthmusRouteRead as unknown as RedisStore["routeRead"]).bind(this.client);
     this.routeWrite = (commands.isthmusRouteWrite as ScriptRunner).bind(this.client);
@@ -91,6 +96,7 @@ export class RedisStore implements Store {
       trustDomains: `${t}:trust-domains`,
       issuers: `${t}:k8s-issuers`,
       refs: `${t}:route-refs`,
+      rollouts: `${t}:rollouts`,
     };
   }
   private routeKeys(name: string) {
@@ -214,8 +220,8 @@ export class RedisStore implements Store {
     // Version first: whatever is read after it is at least that new, so a reader that later sees
     // a higher version reloads and never settles on stale data.
     const version = await this.version();
-    const [clusters, routes] = await Promise.all([this.listClusters(), this.listRoutes()]);
-    return { version, clusters, routes };
+    const [clusters, routes, rollouts] = await Promise.all([this.listClusters(), this.listRoutes(), this.listRollouts()]);
+    return { version, clusters, routes, rollouts };
   }
 
   async subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>> {
@@ -247,6 +253,79 @@ export class RedisStore implements Store {
     return async () => {
       this.listeners.delete(listener);
     };
+  }
+
+  // ---------------------------------------------------------------- rollouts
+  private rolloutKeys(route: string, name: string) {
+    const t = `${this.p}:{r:${route}}:rollout:${name}`;
+    return { state: t, version: `${t}:version`, events: `${t}:events` };
+  }
+
+  async createRollout(record: RolloutRecord, event: RolloutEvent): Promise<RolloutRecord> {
+    const m = this.metaKeys;
+    // The name is claimed in the index first ({meta} slot), then the state written in the route's slot.
+    const claimed = await this.call(() => this.client.hsetnx(m.rollouts, record.name, record.spec.route));
+    if (claimed !== 1) throw new RolloutExistsError(record.name);
+    try {
+      return await this.writeRollout(record.name, 0, record, [event]);
+    } catch (err) {
+      await this.client.hdel(m.rollouts, record.name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async getRollout(name: string): Promise<RolloutRecord | null> {
+    const route = await this.call(() => this.client.hget(this.metaKeys.rollouts, name));
+    if (route === null) return null;
+    const json = await this.call(() => this.client.get(this.rolloutKeys(route, name).state));
+    return json === null ? null : (JSON.parse(json) as RolloutRecord);
+  }
+
+  async listRollouts(): Promise<RolloutRecord[]> {
+    const index = await this.call(() => this.client.hgetall(this.metaKeys.rollouts));
+    const all = await Promise.all(Object.keys(index).map((n) => this.getRollout(n)));
+    return all.filter((r): r is RolloutRecord => r !== null).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async updateRollout(name: string, expectedVersion: number, next: RolloutRecord, events: RolloutEvent[], route?: { spec: Route; ifMatch: number; actor: string }): Promise<RolloutRecord> {
+    return this.writeRollout(name, expectedVersion, next, events, route);
+  }
+
+  async listRolloutEvents(name: string): Promise<RolloutEvent[]> {
+    const route = await this.call(() => this.client.hget(this.metaKeys.rollouts, name));
+    if (route === null) return [];
+    const raw = await this.call(() => this.client.lrange(this.rolloutKeys(route, name).events, 0, -1));
+    return raw.map((r) => JSON.parse(r) as RolloutEvent);
+  }
+
+  private async writeRollout(name: string, expectedVersion: number, next: RolloutRecord, events: RolloutEvent[], route?: { spec: Route; ifMatch: number; actor: string }): Promise<RolloutRecord> {
+    const routeName = next.spec.route;
+    const rk = this.routeKeys(routeName);
+    const ok = this.rolloutKeys(routeName, name);
+    const m = this.metaKeys;
+    const placeholder = "__ROUTE_REVISION__";
+    const state = JSON.stringify({ ...next, version: "__VERSION__", status: { ...next.status, routeRevision: route ? placeholder : next.status.routeRevision } });
+    const eventJson = events.map((e) => JSON.stringify(route && e.routeRevision === undefined ? { ...e, routeRevision: placeholder } : e));
+    if (route) {
+      const [reserved, missing] = await this.call(() => this.refsReserve(2, m.clusters, m.refs, routeName, referencedClusters(route.spec).join(",")));
+      if (reserved !== 1) throw new UnknownClusterError(String(missing).split(","));
+    }
+    const record = JSON.stringify({ action: "update", at: this.now(), actor: route?.actor ?? "rollout" });
+    const run = (this.client as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<[number, number, number]>>).isthmusRolloutWrite as (n: number, ...a: (string | number)[]) => Promise<[number, number, number]>;
+    let res: [number, number, number];
+    try {
+      res = await this.call(() =>
+        run.call(this.client, 6, rk.current, rk.seq, rk.history, ok.state, ok.version, ok.events, expectedVersion, state, route ? canonicalJson(route.spec) : "", record, rk.revPrefix, this.maxRevisions, route ? route.ifMatch : 0, MAX_ROLLOUT_EVENTS, ...eventJson),
+      );
+    } finally {
+      if (route) await this.settleReferences(routeName);
+    }
+    const [status, routeRevision] = res;
+    if (status === 0) throw new RolloutConflictError(name);
+    if (status === 2) throw new PreconditionFailedError(routeRevision);
+    await this.bumpAndPublish(route ? "route" : "rollout", route ? routeName : name);
+    const json = await this.call(() => this.client.get(ok.state));
+    return JSON.parse(json as string) as RolloutRecord;
   }
 
   async applyMetricDeltas(flushId: string, batch: MetricBatch): Promise<boolean> {

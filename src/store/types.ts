@@ -2,6 +2,7 @@
 // (test/integration/store-contract.test.ts): an embedded in-memory store and a Redis store.
 import type { Cluster, Route } from "../config/schemas.ts";
 import type { MetricBatch } from "../telemetry/metric-batch.ts";
+import type { RolloutEvent, RolloutRecord } from "../rollout/schema.ts";
 
 export interface StoredCluster {
   name: string;
@@ -52,7 +53,7 @@ export type PutResult =
 
 export interface ChangeEvent {
   /** `resync`: notifications may have been missed (e.g. the subscriber reconnected); reload everything. */
-  kind: "route" | "cluster" | "resync";
+  kind: "route" | "cluster" | "rollout" | "resync";
   name: string;
   version: number;
 }
@@ -61,6 +62,8 @@ export interface StoreSnapshot {
   version: number;
   clusters: StoredCluster[];
   routes: StoredRoute[];
+  /** Rollouts, so the table can label their traffic and honour their header override. */
+  rollouts?: RolloutRecord[];
 }
 
 export interface Store {
@@ -95,6 +98,20 @@ export interface Store {
   snapshot(): Promise<StoreSnapshot>;
   /** Change notifications (pub/sub for Redis). Delivery is best effort: readers also poll version(). */
   subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>>;
+  /** Creates a rollout (version 1); throws RolloutExistsError when the name is taken. */
+  createRollout(record: RolloutRecord, event: RolloutEvent): Promise<RolloutRecord>;
+  getRollout(name: string): Promise<RolloutRecord | null>;
+  listRollouts(): Promise<RolloutRecord[]>;
+  /**
+   * One atomic rollout step: checks the rollout's version (RolloutConflictError when another writer
+   * got there first), writes its next state and events, and when `route` is given writes that route
+   * revision too, with `ifMatch` on the route (PreconditionFailedError when the route moved).
+   * Returns the stored rollout, whose status.routeRevision is the route's revision after the step.
+   */
+  updateRollout(name: string, expectedVersion: number, next: RolloutRecord, events: RolloutEvent[], route?: { spec: Route; ifMatch: number; actor: string }): Promise<RolloutRecord>;
+  /** Oldest first, the last 500. */
+  listRolloutEvents(name: string): Promise<RolloutEvent[]>;
+
   /**
    * Adds an instance's metric deltas to the fleet totals. Idempotent per `flushId`: a retried flush
    * (same id) is applied once. Returns false when that id was already applied.
@@ -157,6 +174,23 @@ export class IssuerConflictError extends Error {
     this.name = "IssuerConflictError";
   }
 }
+
+export class RolloutExistsError extends Error {
+  constructor(readonly rollout: string) {
+    super(`rollout "${rollout}" already exists`);
+    this.name = "RolloutExistsError";
+  }
+}
+
+/** Another writer moved the rollout since it was read: re-read and decide again. */
+export class RolloutConflictError extends Error {
+  constructor(readonly rollout: string) {
+    super(`rollout "${rollout}" changed since it was read`);
+    this.name = "RolloutConflictError";
+  }
+}
+
+export const MAX_ROLLOUT_EVENTS = 500;
 
 /** The store could not be reached or did not answer in time. */
 export class StoreUnavailableError extends Error {

@@ -14,6 +14,7 @@ const HELP: Record<string, string> = {
 /** The series a cluster took part in: it was the caller's cluster, the destination, or the probe target. */
 export function involves(s: SeriesInfo, cluster: string): boolean {
   const l = s.labels;
+  if (cluster === "") return false;
   return l.src_cluster === cluster || l.dst_target_cluster === cluster || l.target_cluster_name === cluster;
 }
 

@@ -57,7 +57,9 @@ export class MetricsFederation {
     const attempts = this.opts.attempts ?? 3;
     const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     let error = "";
+    let made = 0;
     for (let i = 1; i <= attempts; i++) {
+      made = i;
       try {
         await postRemoteWrite(this.fetchFn, url, body, this.opts.timeoutMs ?? 5000);
         return { cluster, ok: true, attempts: i, samples: samples.length };
@@ -69,6 +71,6 @@ export class MetricsFederation {
       }
     }
     this.log.warn("remote write failed", { cluster, url, error });
-    return { cluster, ok: false, attempts, samples: samples.length, error };
+    return { cluster, ok: false, attempts: made, samples: samples.length, error };
   }
 }

@@ -62,11 +62,13 @@ export class HealthProber {
     for (const c of clusters.values()) {
       const path = c.spec.health?.path ?? "/ready";
       const url = `${c.base}${path}`;
-      const intervalMs = parseDuration(c.spec.health?.interval ?? "") ?? this.opts.defaultIntervalMs ?? 3000;
+      const intervalMs = Math.max(100, parseDuration(c.spec.health?.interval ?? "") || (this.opts.defaultIntervalMs ?? 3000));
       const timeoutMs = parseDuration(c.spec.health?.timeout ?? "") ?? this.opts.defaultTimeoutMs ?? Math.min(1000, intervalMs);
       const old = this.targets.get(c.name);
       if (old && old.url === url && old.intervalMs === intervalMs && old.timeoutMs === timeoutMs) {
-        next.set(c.name, { ...old, cluster: c });
+        // The same object: a probe in flight must finish on the target the prober keeps.
+        old.cluster = c;
+        next.set(c.name, old);
         continue;
       }
       next.set(c.name, {

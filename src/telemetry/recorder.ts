@@ -13,6 +13,13 @@ export interface TrafficLabels {
   rollout_role?: "stable" | "canary";
 }
 
+/** Linkerd's direction label plus the traffic labels; an empty value (an unidentified caller's cluster) is no label. */
+function traffic(l: TrafficLabels): Record<string, string> {
+  const out: Record<string, string> = { direction: "outbound" };
+  for (const [k, v] of Object.entries(l)) if (v !== undefined && v !== "") out[k] = v;
+  return out;
+}
+
 /** Bound on distinct series held in memory; beyond it new series are dropped and counted. */
 export const MAX_SERIES = 20_000;
 
@@ -22,11 +29,11 @@ export class MetricsRecorder {
   droppedSamples = 0;
 
   recordRequest(l: TrafficLabels): void {
-    this.inc("request_total", { direction: "outbound", ...l });
+    this.inc("request_total", traffic(l));
   }
 
   recordResponse(l: TrafficLabels, status: number, latencyMs: number): void {
-    const base = { direction: "outbound", ...l };
+    const base = traffic(l);
     const code = status >= 100 && status <= 599 ? String(status) : "0";
     this.inc("response_total", { ...base, classification: status >= 500 || status === 0 ? "failure" : "success", status_code: code });
     this.observe("response_latency_ms", base, latencyMs);
