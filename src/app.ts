@@ -5,6 +5,7 @@ import { registerClusterRoutes } from "./admin/clusters.ts";
 import { createAdminAuth, type AdminAuthOptions, type AdminScope } from "./admin/auth.ts";
 import type { AdminEnv, TelemetryView } from "./admin/deps.ts";
 import { registerMetricsRoute } from "./admin/metrics.ts";
+import { registerRolloutRoutes } from "./admin/rollouts.ts";
 import type { MetricsRecorder } from "./telemetry/recorder.ts";
 import { etag } from "./admin/conditional.ts";
 import { registerExplainRoute } from "./admin/explain.ts";
@@ -85,6 +86,7 @@ export function createApp(ports: AppPorts): Hono {
   registerRouteRoutes(admin, ports);
   registerExplainRoute(admin, ports);
   registerMetricsRoute(admin, ports);
+  registerRolloutRoutes(admin, ports);
   admin.onError(onError);
   internal.onError(onError);
 

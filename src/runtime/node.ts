@@ -31,6 +31,7 @@ import { MetricsRecorder } from "../telemetry/recorder.ts";
 import { CircuitBreakers } from "../proxy/circuit-breaker.ts";
 import { Limits, type LimitOptions } from "../proxy/limits.ts";
 import { RetryBudgets } from "../proxy/retry-budget.ts";
+import { RolloutController } from "../rollout/controller.ts";
 
 export interface NodeGatewayOptions {
   /** 0 picks a free port. */
@@ -82,6 +83,8 @@ export interface NodeGatewayOptions {
   breaker?: { maxFailures?: number; minPenaltyMs?: number; maxPenaltyMs?: number };
   /** Retry budget: retries at most `ratio` of requests plus `minPerSecond`, per backend cluster. */
   retryBudget?: { ratio?: number; minPerSecond?: number };
+  /** How often the rollout controller ticks (0 disables it on this instance). */
+  rolloutTickMs?: number;
 }
 
 export interface RunningGateway {
@@ -98,6 +101,7 @@ export interface RunningGateway {
   prober: HealthProber;
   federation: MetricsFederation;
   resilience: { budgets: RetryBudgets; breakers: CircuitBreakers; limits: Limits };
+  controller: RolloutController;
   /** Runs one remote-write round now (if this instance holds the pusher lease). */
   pushMetrics(): Promise<void>;
   server: Server;
@@ -218,10 +222,35 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
     const totals = await store.readMetrics().catch(() => null);
     if (totals) await federation.pushAll(routing.current, [totals, prober.metrics()]);
   };
+  const controller = new RolloutController({
+    store,
+    totals: async () => {
+      await flusher.flush();
+      return store.readMetrics();
+    },
+    fetch: (u, i) => fetch(u, i),
+    instanceId,
+    log,
+    afterRouteWrite: () => routing.reload(),
+  });
+  const tickMs = opts.rolloutTickMs ?? 1_000;
+  let ticking = false;
+  const tick = async () => {
+    if (ticking) return;
+    ticking = true;
+    try {
+      await controller.tick();
+    } catch (err) {
+      log.warn("rollout controller tick failed", { error: errorMessage(err) });
+    } finally {
+      ticking = false;
+    }
+  };
   const timers = [
     setInterval(() => void flusher.flush(), opts.metricsFlushMs ?? 5_000),
     setInterval(() => void prober.probeDue(), Math.min(500, opts.probeIntervalMs ?? 500)),
     setInterval(() => void pushSlices().catch((err: unknown) => log.warn("metrics push failed", { error: errorMessage(err) })), opts.remoteWriteIntervalMs ?? 15_000),
+    ...(tickMs > 0 ? [setInterval(() => void tick(), tickMs)] : []),
   ];
   for (const t of timers) t.unref();
   void prober.probeDue();
@@ -290,6 +319,7 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
     federation,
     pushMetrics: pushSlices,
     resilience,
+    controller,
     server,
     close() {
       closed ??= (async () => {
