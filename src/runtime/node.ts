@@ -6,32 +6,18 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { serve, type HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
-import { createApp, type ConnectionFacts } from "../app.ts";
-import { applyConfig, parseConfigText, type DeclarativeConfig } from "../config/declarative.ts";
+import type { ConnectionFacts } from "../app.ts";
+import { parseConfigText, type DeclarativeConfig } from "../config/declarative.ts";
 import { ValidationError } from "../config/errors.ts";
-import { compileTable } from "../routing/compile.ts";
-import { RoutingState } from "../routing/routing-state.ts";
-import { MemoryStore } from "../store/memory.ts";
-import { RedisStore } from "../store/redis.ts";
-import { StoreUnavailableError, type Store } from "../store/types.ts";
-import { createLogger, errorMessage, type Logger } from "../util/log.ts";
-import { createNodeUpstream } from "./node-upstream.ts";
-import { createRemoteJWKSet } from "jose";
-import type { AdminAuthOptions } from "../admin/auth.ts";
-import { GatewayTokens } from "../identity/gateway-tokens.ts";
-import { SigningKeyManager } from "../identity/signing-key-manager.ts";
-import { TrustStore } from "../identity/trust-store.ts";
-import { CallerVerifier } from "../identity/verify-caller.ts";
+import { createGateway, type Gateway } from "../gateway.ts";
+import type { LimitOptions } from "../proxy/limits.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
 import { CachedSecrets, type SecretsProvider } from "../secrets/secrets.ts";
-import { MetricsFederation } from "../telemetry/federation.ts";
-import { MetricsFlusher } from "../telemetry/flusher.ts";
-import { HealthProber } from "../telemetry/health-probes.ts";
-import { MetricsRecorder } from "../telemetry/recorder.ts";
-import { CircuitBreakers } from "../proxy/circuit-breaker.ts";
-import { Limits, type LimitOptions } from "../proxy/limits.ts";
-import { RetryBudgets } from "../proxy/retry-budget.ts";
-import { RolloutController } from "../rollout/controller.ts";
+import { MemoryStore } from "../store/memory.ts";
+import { RedisStore } from "../store/redis.ts";
+import type { Store } from "../store/types.ts";
+import { createLogger, errorMessage, type Logger } from "../util/log.ts";
+import { createNodeUpstream } from "./node-upstream.ts";
 
 export interface NodeGatewayOptions {
   /** 0 picks a free port. */
@@ -87,24 +73,12 @@ export interface NodeGatewayOptions {
   rolloutTickMs?: number;
 }
 
-export interface RunningGateway {
+export interface RunningGateway extends Omit<Gateway, "close"> {
   url: string;
   port: number;
-  store: Store;
-  routing: RoutingState;
-  trust: TrustStore;
-  verifier: CallerVerifier;
-  tokens: GatewayTokens;
-  signingKeys: SigningKeyManager;
-  metrics: MetricsRecorder;
-  flusher: MetricsFlusher;
-  prober: HealthProber;
-  federation: MetricsFederation;
-  resilience: { budgets: RetryBudgets; breakers: CircuitBreakers; limits: Limits };
-  controller: RolloutController;
+  server: Server;
   /** Runs one remote-write round now (if this instance holds the pusher lease). */
   pushMetrics(): Promise<void>;
-  server: Server;
   close(): Promise<void>;
 }
 
@@ -149,140 +123,44 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
   }
   cleanup.push(() => store.close());
 
-  const routing = new RoutingState(store, { checkIntervalMs: opts.checkIntervalMs ?? 2000, log });
-  let configPending = config !== undefined;
-  const applyPending = async (): Promise<void> => {
-    if (!configPending || !config) return;
-    try {
-      const s = await applyConfig(store, config, "config");
-      configPending = false;
-      log.info("declarative config applied", { clusters: s.clusters, routes: s.routes });
-    } catch (err) {
-      if (!(err instanceof StoreUnavailableError)) throw err;
-      log.warn("store unreachable: declarative config will be applied when it returns", { error: err.message });
-    }
-  };
-  await applyPending();
-  await routing.start();
-  cleanup.push(() => routing.stop());
-  if (configPending && config && !routing.loaded) {
-    // Fail static at start: serve the file's routes until the store can be written.
-    routing.install(compileTable({ version: 0, clusters: toStored(config.clusters), routes: toStoredRoutes(config.routes) }));
-  }
-  const retry = setInterval(() => void applyPending().then(() => (configPending ? undefined : clearInterval(retry))), 2000);
-  retry.unref();
-  cleanup.push(() => clearInterval(retry));
-  if (!configPending) clearInterval(retry);
-
-
-  // Identity: trust bundles follow the registered clusters; the signing key and admin token may come from Secrets Manager.
   const secrets = new CachedSecrets(opts.secrets ?? createAwsSecrets({ region: opts.secretsRegion }), { refreshMs: opts.secretsRefreshMs ?? 300_000, log });
-  const trust = new TrustStore({ fetch: (u, i) => fetch(u, i), secrets, log, defaultRefreshS: opts.bundleRefreshS, unknownKidCooldownMs: opts.unknownKidCooldownMs });
-  trust.sync(routing.current.clusters);
-  routing.onSwap((t) => trust.sync(t.clusters));
-  const keys = await SigningKeyManager.create({ secrets, secretId: opts.signingKeySecretId, log });
-  const tokens = new GatewayTokens(() => keys.get(), { issuer: opts.issuer ?? "isthmus" });
-  const verifier = new CallerVerifier(trust, { audience: opts.audience ?? "isthmus" });
-  let adminToken = opts.adminToken;
-  if (opts.adminTokenSecretId) {
-    const id = opts.adminTokenSecretId;
-    adminToken = await secrets.require(id).catch((err: unknown) => {
-      throw new Error(`ISTHMUS_ADMIN_TOKEN_SECRET_ID: cannot read admin token secret "${id}": ${errorMessage(err)}`, { cause: err });
-    });
-  }
-  const adminAuth: AdminAuthOptions = {
-    token: () => adminToken,
-    ...(opts.adminOidc
-      ? { oidc: { issuer: opts.adminOidc.issuer, audience: opts.adminOidc.audience, getKey: createRemoteJWKSet(new URL(opts.adminOidc.jwksUrl), { cooldownDuration: 30_000, timeoutDuration: 2_000 }) } }
-      : {}),
-  };
-  // Rotation: re-read secrets on their refresh interval (served from cache, fetched in the background).
-  const secretTimer = setInterval(() => {
-    void keys.refresh();
-    if (opts.adminTokenSecretId) void secrets.get(opts.adminTokenSecretId).then((v) => (v ? (adminToken = v) : undefined)).catch(() => undefined);
-  }, Math.max(100, Math.min(opts.secretsRefreshMs ?? 300_000, 60_000)));
-  secretTimer.unref();
-  cleanup.push(() => clearInterval(secretTimer));
-
-  if (!adminToken && !opts.adminOidc) log.warn("ISTHMUS_ADMIN_TOKEN is not set: the admin API refuses every call with 401");
-
-  // Telemetry: record in memory, flush deltas to the store, probe clusters, push each its slice.
-  const recorder = new MetricsRecorder();
-  const flusher = new MetricsFlusher(recorder, store, log);
-  const prober = new HealthProber((u, i) => fetch(u, i), { defaultIntervalMs: opts.probeIntervalMs, defaultTimeoutMs: opts.probeTimeoutMs, log });
-  prober.sync(routing.current.clusters);
-  routing.onSwap((t) => prober.sync(t.clusters));
-  const federation = new MetricsFederation((u, i) => fetch(u, i), { gatewayName: opts.gatewayName ?? "isthmus", log });
-  const instanceId = crypto.randomUUID();
-  const pushSlices = async () => {
-    const interval = opts.remoteWriteIntervalMs ?? 15_000;
-    // One pusher at a time: instances pushing the same totals would send out-of-order samples.
-    if (!(await store.tryLock("remote-write", instanceId, interval * 2).catch(() => false))) return;
-    await flusher.flush();
-    const totals = await store.readMetrics().catch(() => null);
-    if (totals) await federation.pushAll(routing.current, [totals, prober.metrics()]);
-  };
-  const controller = new RolloutController({
-    store,
-    totals: async () => {
-      await flusher.flush();
-      return store.readMetrics();
-    },
-    fetch: (u, i) => fetch(u, i),
-    instanceId,
-    log,
-    afterRouteWrite: () => routing.reload(),
-  });
-  const tickMs = opts.rolloutTickMs ?? 1_000;
-  let ticking = false;
-  const tick = async () => {
-    if (ticking) return;
-    ticking = true;
-    try {
-      await controller.tick();
-    } catch (err) {
-      log.warn("rollout controller tick failed", { error: errorMessage(err) });
-    } finally {
-      ticking = false;
-    }
-  };
-  const timers = [
-    setInterval(() => void flusher.flush(), opts.metricsFlushMs ?? 5_000),
-    setInterval(() => void prober.probeDue(), Math.min(500, opts.probeIntervalMs ?? 500)),
-    setInterval(() => void pushSlices().catch((err: unknown) => log.warn("metrics push failed", { error: errorMessage(err) })), opts.remoteWriteIntervalMs ?? 15_000),
-    ...(tickMs > 0 ? [setInterval(() => void tick(), tickMs)] : []),
-  ];
-  for (const t of timers) t.unref();
-  void prober.probeDue();
-
-  // Resilience: retry budgets and breakers per backend, health-driven failover, load limits.
-  const breakers = new CircuitBreakers(opts.breaker);
-  breakers.onChange = (key, ejected) => log[ejected ? "warn" : "info"](ejected ? "backend ejected after consecutive failures" : "backend readmitted", { backend: key });
-  const resilience = {
-    budgets: new RetryBudgets(opts.retryBudget),
-    breakers,
-    clusterAlive: (cluster: string) => prober.state(cluster)?.alive ?? null,
-    limits: new Limits(opts.limits),
-  };
-
   const upstream = createNodeUpstream();
-  const app = createApp({
-    resilience,
-    store,
-    routing,
-    upstream,
-    log,
-    adminAuth,
-    identity: { verifier, tokens },
-    metrics: recorder,
-    telemetry: { flush: () => flusher.flush(), localMetrics: () => prober.metrics(), probe: (c) => prober.state(c) },
-    connection: nodeConnection,
-  });
+  cleanup.push(() => upstream.close());
+  const gw = await createGateway(
+    { store, upstream, fetch: (u, i) => fetch(u, i), secrets, log, connection: nodeConnection },
+    { ...opts, config, checkIntervalMs: opts.checkIntervalMs ?? 2000 },
+  );
+  cleanup.push(() => gw.close());
+
+  // Background work on timers (unref'd: they never keep the process alive by themselves).
+  const every = (ms: number, task: () => Promise<unknown>) => {
+    let running = false;
+    const t = setInterval(() => {
+      if (running) return;
+      running = true;
+      void task().finally(() => (running = false));
+    }, ms);
+    t.unref();
+    return t;
+  };
+  const tickMs = opts.rolloutTickMs ?? 1_000;
+  const timers = [
+    every(2_000, async () => {
+      if (gw.configPending) await gw.tasks.applyConfig();
+    }),
+    every(Math.max(100, Math.min(opts.secretsRefreshMs ?? 300_000, 60_000)), () => gw.tasks.refreshSecrets()),
+    every(opts.metricsFlushMs ?? 5_000, () => gw.tasks.flushMetrics()),
+    every(Math.min(500, opts.probeIntervalMs ?? 500), () => gw.tasks.probeClusters()),
+    every(opts.remoteWriteIntervalMs ?? 15_000, () => gw.tasks.pushMetrics()),
+    ...(tickMs > 0 ? [every(tickMs, () => gw.tasks.tickRollouts())] : []),
+  ];
+  cleanup.push(() => timers.forEach((t) => clearInterval(t)));
+  void gw.tasks.probeClusters();
 
   const server = await new Promise<Server>((resolve) => {
     const s = serve(
       {
-        fetch: app.fetch,
+        fetch: gw.app.fetch,
         port: opts.port ?? 8080,
         hostname: opts.hostname,
         serverOptions: {
@@ -305,34 +183,20 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
 
   let closed: Promise<void> | null = null;
   return {
+    ...gw,
     url,
     port,
-    store,
-    routing,
-    trust,
-    verifier,
-    tokens,
-    signingKeys: keys,
-    metrics: recorder,
-    flusher,
-    prober,
-    federation,
-    pushMetrics: pushSlices,
-    resilience,
-    controller,
     server,
+    pushMetrics: () => gw.tasks.pushMetrics(),
     close() {
       closed ??= (async () => {
-        clearInterval(retry);
-        clearInterval(secretTimer);
         for (const t of timers) clearInterval(t);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections?.();
           setTimeout(() => server.closeAllConnections?.(), 2000).unref();
         });
-        await routing.stop();
-        await flusher.flush().catch(() => undefined);
+        await gw.close();
         await upstream.close();
         await store.close();
       })();
@@ -359,5 +223,3 @@ function rawQueryOf(target: string): string {
   return q < 0 ? "" : target.slice(q);
 }
 
-const toStored = (clusters: DeclarativeConfig["clusters"]) => Object.entries(clusters).map(([name, spec]) => ({ name, spec, updatedAt: "" }));
-const toStoredRoutes = (routes: DeclarativeConfig["routes"]) => Object.entries(routes).map(([name, spec]) => ({ name, spec, revision: 0, updatedAt: "" }));

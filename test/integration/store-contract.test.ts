@@ -773,10 +773,10 @@ describe.each(backends)("Store contract ($name)", (backend) => {
       expect(list[1]?.spec).toStrictEqual(routeN(9));
     });
 
-    it("snapshot() returns every cluster and route with the current version", async () => {
+    it("snapshot() returns every cluster, route and rollout with the current version", async () => {
       const s = await open();
       const empty = await s.snapshot();
-      expect(empty).toStrictEqual({ version: 0, clusters: [], routes: [] });
+      expect(empty).toStrictEqual({ version: 0, clusters: [], routes: [], rollouts: [] });
 
       await s.putCluster("west", cluster({ trustDomain: "west.example.com" }));
       await s.putCluster("east", cluster());
@@ -793,6 +793,7 @@ describe.each(backends)("Store contract ($name)", (backend) => {
       expect(snap.routes).toStrictEqual(await s.listRoutes());
       expect(snap.routes.map((r) => r.name)).toStrictEqual(["api", "shop"]);
       expect(snap.routes[1]?.spec).toStrictEqual(route());
+      expect(snap.rollouts).toStrictEqual(await s.listRollouts());
     });
   });
 
