@@ -39,23 +39,38 @@ export interface GatewayPorts {
 }
 
 export interface GatewayOptions {
+  /** Clusters and routes applied at start (ISTHMUS_CONFIG), idempotently. */
   config?: DeclarativeConfig;
+  /** Bearer token of the admin API (ISTHMUS_ADMIN_TOKEN). */
   adminToken?: string;
+  /** Secrets Manager id of the admin token (ISTHMUS_ADMIN_TOKEN_SECRET_ID). */
   adminTokenSecretId?: string;
+  /** Admin JWTs from an OIDC issuer, with isthmus:* scopes. */
   adminOidc?: { issuer: string; jwksUrl: string; audience: string };
+  /** Audience caller tokens must carry (ISTHMUS_AUDIENCE). */
   audience?: string;
+  /** `iss` of the tokens the gateway signs (ISTHMUS_ISSUER). */
   issuer?: string;
+  /** Secrets Manager id of the signing key, a private JWK (ISTHMUS_SIGNING_KEY_SECRET_ID). */
   signingKeySecretId?: string;
+  /** Refresh of bundles that give no spiffe_refresh_hint, seconds. */
   bundleRefreshS?: number;
+  /** Minimum time between refetches of a bundle caused by unknown kids. */
   unknownKidCooldownMs?: number;
+  /** The `gateway` external label of pushed series (ISTHMUS_GATEWAY_NAME). */
   gatewayName?: string;
+  /** Health-probe defaults when a cluster sets none. */
   probeIntervalMs?: number;
   probeTimeoutMs?: number;
+  /** In-flight and body-size limits of the data plane. */
   limits?: LimitOptions;
+  /** Consecutive failures that eject a backend (Linkerd's default 7), and its penalty bounds. */
   breaker?: { maxFailures?: number; minPenaltyMs?: number; maxPenaltyMs?: number };
+  /** Retry budget: retries at most `ratio` of requests plus `minPerSecond`, per backend cluster. */
   retryBudget?: { ratio?: number; minPerSecond?: number };
   /** Safety-net version poll of the routing table (0 = none: serverless runtimes call `routing.checkNow()`). */
   checkIntervalMs?: number;
+  /** How often each cluster with metrics.remoteWrite gets its slice pushed (by one instance at a time). */
   remoteWriteIntervalMs?: number;
 }
 

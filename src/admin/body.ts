@@ -1,5 +1,6 @@
 // Reads an admin request body: JSON only, bounded in size, every problem a 400 with a path.
 import { ValidationError } from "../config/errors.ts";
+import { readBounded, TooLargeError } from "../util/read-bounded.ts";
 
 export const MAX_ADMIN_BODY_BYTES = 1_048_576;
 
@@ -28,24 +29,12 @@ export async function readJsonBody(req: Request, limit = MAX_ADMIN_BODY_BYTES): 
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw new PayloadTooLargeError(limit);
   if (!req.body) fail("body", "is required");
-  const reader = (req.body as ReadableStream<Uint8Array>).getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw new PayloadTooLargeError(limit);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    bytes.set(c, off);
-    off += c.byteLength;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBounded(req.body as ReadableStream<Uint8Array>, limit);
+  } catch (err) {
+    if (err instanceof TooLargeError) throw new PayloadTooLargeError(limit);
+    return fail("body", "could not be read");
   }
   let text = "";
   try {

@@ -1,5 +1,6 @@
 // Request bodies on the data plane: bounded in size, streamed by default, held in memory only
 // when small and a retry may need to send them again.
+import { readBounded, TooLargeError } from "../util/read-bounded.ts";
 import type { BodySource } from "./upstream.ts";
 
 /** Bodies up to this size are held for retries (Linkerd does not retry bodies over 64 KiB either). */
@@ -12,22 +13,14 @@ export class BodyTooLargeError extends Error {
   }
 }
 
-/** Reads a body to the end, failing once it passes `limit` bytes. */
+/** Reads a body to the end, failing with BodyTooLargeError once it passes `limit` bytes. */
 export async function readAll(body: BodySource, limit: number): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > limit) throw new BodyTooLargeError(limit);
-    chunks.push(chunk);
+  try {
+    return await readBounded(body, limit);
+  } catch (err) {
+    if (err instanceof TooLargeError) throw new BodyTooLargeError(limit);
+    throw err;
   }
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
 }
 
 /** Streams a body through, failing the stream (and so the upstream exchange) once it passes `limit`. */

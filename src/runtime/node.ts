@@ -9,8 +9,7 @@ import type { Context } from "hono";
 import type { ConnectionFacts } from "../app.ts";
 import { parseConfigText, type DeclarativeConfig } from "../config/declarative.ts";
 import { ValidationError } from "../config/errors.ts";
-import { createGateway, type Gateway } from "../gateway.ts";
-import type { LimitOptions } from "../proxy/limits.ts";
+import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
 import { CachedSecrets, type SecretsProvider } from "../secrets/secrets.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -19,56 +18,24 @@ import type { Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger } from "../util/log.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
-export interface NodeGatewayOptions {
+export interface NodeGatewayOptions extends GatewayOptions {
   /** 0 picks a free port. */
   port?: number;
   hostname?: string;
   redisUrl?: string;
   redisPrefix?: string;
-  /** Path of a JSON/YAML config file (ISTHMUS_CONFIG). */
+  /** Path of a JSON/YAML config file (ISTHMUS_CONFIG); or `config`, the parsed document itself. */
   configPath?: string;
-  /** Or the parsed config itself. */
-  config?: DeclarativeConfig;
-  adminToken?: string;
   log?: Logger;
-  /** Safety-net store version poll. */
-  checkIntervalMs?: number;
   /** Largest request header block accepted, bytes. */
   maxHeaderBytes?: number;
-  /** Audience caller tokens must carry (ISTHMUS_AUDIENCE). */
-  audience?: string;
-  /** `iss` of the tokens the gateway signs (ISTHMUS_ISSUER). */
-  issuer?: string;
-  /** Secrets Manager id of the signing key, a private JWK (ISTHMUS_SIGNING_KEY_SECRET_ID). */
-  signingKeySecretId?: string;
-  /** Secrets Manager id of the admin token (ISTHMUS_ADMIN_TOKEN_SECRET_ID). */
-  adminTokenSecretId?: string;
-  /** Admin JWTs from an OIDC issuer, with isthmus:* scopes. */
-  adminOidc?: { issuer: string; jwksUrl: string; audience: string };
   /** Where secrets come from; default AWS Secrets Manager (region and endpoint from the AWS SDK settings). */
   secrets?: SecretsProvider;
   secretsRegion?: string;
   /** How often cached secrets (signing key, admin token, secret-held bundles) are re-read. */
   secretsRefreshMs?: number;
-  /** Refresh of bundles that give no spiffe_refresh_hint. */
-  bundleRefreshS?: number;
-  /** Minimum time between refetches of a bundle caused by unknown kids. */
-  unknownKidCooldownMs?: number;
   /** How often this instance adds its metric deltas to the store. */
   metricsFlushMs?: number;
-  /** How often each cluster with metrics.remoteWrite gets its slice pushed (by one instance at a time). */
-  remoteWriteIntervalMs?: number;
-  /** The `gateway` external label of pushed series (ISTHMUS_GATEWAY_NAME). */
-  gatewayName?: string;
-  /** Health-probe defaults when a cluster sets none. */
-  probeIntervalMs?: number;
-  probeTimeoutMs?: number;
-  /** In-flight and body-size limits of the data plane. */
-  limits?: LimitOptions;
-  /** Consecutive failures that eject a backend (Linkerd's default 7), and its penalty bounds. */
-  breaker?: { maxFailures?: number; minPenaltyMs?: number; maxPenaltyMs?: number };
-  /** Retry budget: retries at most `ratio` of requests plus `minPerSecond`, per backend cluster. */
-  retryBudget?: { ratio?: number; minPerSecond?: number };
   /** How often the rollout controller ticks (0 disables it on this instance). */
   rolloutTickMs?: number;
 }
