@@ -125,6 +125,10 @@ export async function createGateway(ports: GatewayPorts, opts: GatewayOptions = 
     }
   };
   await applyPending();
+  // As soon as the store answers (again), the file goes in: no window where an empty store serves.
+  routing.onStoreReachable(() => {
+    if (configPending) void applyPending().then((applied) => (applied ? routing.reload() : undefined)).catch(() => undefined);
+  });
   await routing.start();
   if (configPending && config && !routing.loaded) {
     // Fail static at start: serve the file's routes until the store can be written.

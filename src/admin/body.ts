@@ -38,7 +38,7 @@ export async function readJsonBody(req: Request, limit = MAX_ADMIN_BODY_BYTES): 
   }
   let text = "";
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
     fail("body", "is not valid UTF-8");
   }

@@ -48,6 +48,12 @@ export class CircuitBreakers {
     if (s && s.openUntil !== 0 && this.now() >= s.openUntil) s.probing = true;
   }
 
+  /** A try ended without a verdict (the client went away): a probe in flight is released, nothing counted. */
+  abandon(key: string): void {
+    const s = this.states.get(key);
+    if (s) s.probing = false;
+  }
+
   success(key: string): void {
     const s = this.states.get(key);
     if (!s) return;

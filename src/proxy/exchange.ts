@@ -161,7 +161,8 @@ export async function exchange(
       const timedOut = exchangeCtl.signal.aborted || (perTry?.signal.aborted ?? false) || (err instanceof UpstreamError && err.failure === "timeout");
       const failure = timedOut ? "timeout" : err instanceof UpstreamError ? err.failure : "connect";
       deps.metrics?.recordResponse(labels, timedOut ? 504 : 502, performance.now() - tryStarted);
-      if (!inc.request.signal.aborted) {
+      if (inc.request.signal.aborted) r?.breakers.abandon(backend.id);
+      else {
         r?.breakers.failure(backend.id);
         deps.log.warn("upstream request failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, attempt, failure, error: errorMessage(err) });
       }

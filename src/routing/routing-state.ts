@@ -34,6 +34,8 @@ export const EMPTY_TABLE: RoutingTable = compileTable({ version: 0, clusters: []
 export class RoutingState {
   private table: RoutingTable = EMPTY_TABLE;
   private loadedOnce = false;
+  private provisionalTable = false;
+  private readonly reachableListeners = new Set<() => void>();
   private lastFullLoad = 0;
   private reloading: Promise<void> | null = null;
   private again = false;
@@ -119,9 +121,24 @@ export class RoutingState {
     return this.reloading;
   }
 
-  /** Installs a table built elsewhere (e.g. from ISTHMUS_CONFIG while the store is unreachable). */
+  /**
+   * Installs a provisional table built elsewhere (ISTHMUS_CONFIG while the store is unreachable at
+   * start). It stays until the store holds routes: an empty store never replaces it.
+   */
   install(table: RoutingTable): void {
     this.swap(table);
+    this.provisionalTable = true;
+  }
+
+  /** True while the table in use is the provisional one from install(). */
+  get provisional(): boolean {
+    return this.provisionalTable;
+  }
+
+  /** Called each time the store answers after being unreachable (or for the first time). */
+  onStoreReachable(listener: () => void): () => void {
+    this.reachableListeners.add(listener);
+    return () => this.reachableListeners.delete(listener);
   }
 
   private onChange(e: ChangeEvent): void {
@@ -133,6 +150,7 @@ export class RoutingState {
       const snap = await this.store.snapshot();
       this.markOk();
       this.lastFullLoad = Date.now();
+      if (this.provisionalTable && snap.routes.length === 0) return;
       if (this.loadedOnce && snap.version < this.table.version) {
         // The version went backwards: the store was flushed or replaced. An empty store is
         // treated as a wipe, not as "delete every route": keep serving the last good table
@@ -147,6 +165,7 @@ export class RoutingState {
       const table = compileTable(snap, this.opts.now?.() ?? new Date());
       for (const w of table.warnings) if (!this.table.warnings.includes(w)) this.log.warn(w);
       this.swap(table);
+      this.provisionalTable = false;
     } catch (err) {
       this.markDown(err);
     }
@@ -162,11 +181,13 @@ export class RoutingState {
 
   private markOk(): void {
     const now = (this.opts.now?.() ?? new Date()).toISOString();
+    const wasDown = !this.health.reachable;
     if (!this.health.reachable && this.health.downSince) this.log.info("store reachable again", { downSince: this.health.downSince });
     this.health.reachable = true;
     this.health.lastOkAt = now;
     this.health.downSince = null;
     this.health.lastError = null;
+    if (wasDown) for (const l of this.reachableListeners) l();
   }
 
   private markDown(err: unknown): void {
