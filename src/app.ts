@@ -47,6 +47,8 @@ export interface AppPorts {
   metrics?: MetricsRecorder;
   /** Exposition, flushing and probe state for the admin API. */
   telemetry?: TelemetryView;
+  /** Outbound fetch for rollout webhooks sent from admin calls. */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
   connection(c: Context): ConnectionFacts;
 }
 

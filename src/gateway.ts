@@ -201,6 +201,7 @@ export async function createGateway(ports: GatewayPorts, opts: GatewayOptions = 
     identity: { verifier, tokens },
     metrics: recorder,
     telemetry: { flush: () => flusher.flush(), localMetrics: () => prober.metrics(), probe: (c) => prober.state(c) },
+    fetch: ports.fetch,
     connection: ports.connection,
   });
 

@@ -20,6 +20,8 @@ export interface AdminDeps {
   routing: RoutingState;
   log: Logger;
   telemetry?: TelemetryView;
+  /** Outbound fetch for rollout webhooks. */
+  fetch?: (input: string, init: RequestInit) => Promise<Response>;
 }
 
 /** Hono environment of the admin sub-app: the authenticated principal is set by the auth middleware. */

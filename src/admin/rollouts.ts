@@ -8,6 +8,8 @@ import { rolloutSchema, type RolloutRecord } from "../rollout/schema.ts";
 import { applyVerb, initialStatus, VerbConflictError, type Verb } from "../rollout/verbs.ts";
 import { currentCanaryWeight, rolloutFitErrors } from "../rollout/weights.ts";
 import { RolloutExistsError } from "../store/types.ts";
+import { claimRule, RuleBusyError } from "../rollout/rule-claim.ts";
+import { notifyEvents } from "../rollout/webhooks.ts";
 import { readJsonBody } from "./body.ts";
 import { notFound } from "./clusters.ts";
 import type { AdminDeps, AdminEnv } from "./deps.ts";
@@ -41,14 +43,21 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
     const clusters = new Set((await deps.store.listClusters()).map((x) => x.name));
     for (const role of ["stable", "canary"] as const) if (!clusters.has(spec[role].cluster)) errors.push({ path: `${role}.cluster`, message: `unknown cluster "${spec[role].cluster}"` });
     if (errors.length > 0) throw new ValidationError(errors);
-    const running = (await deps.store.listRollouts()).find((r) => r.spec.route === spec.route && r.spec.rule === spec.rule && (r.status.phase === "Progressing" || r.status.phase === "Paused"));
-    if (running) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${running.name}" is already running on route ${spec.route} rule ${spec.rule}` });
+    if (await deps.store.getRollout(spec.name)) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${spec.name}" already exists` });
+    try {
+      await claimRule(deps.store, spec.route, spec.rule, spec.name);
+    } catch (err) {
+      if (err instanceof RuleBusyError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${err.owner}" is already running on route ${spec.route} rule ${spec.rule}` });
+      throw err;
+    }
     const at = now();
     const actor = c.get("principal").actor;
     const record: RolloutRecord = { name: spec.name, spec, status: initialStatus(at, currentCanaryWeight(route.spec, spec), route.revision), version: 0, createdAt: at.toISOString(), updatedAt: at.toISOString() };
     try {
-      const created = await deps.store.createRollout(record, { at: at.toISOString(), actor, type: "Created", message: `rollout started by ${actor}`, phase: "Progressing", step: 0, canaryWeight: record.status.canaryWeight, routeRevision: route.revision });
+      const createdEvent = { at: at.toISOString(), actor, type: "Created", message: `rollout started by ${actor}`, phase: "Progressing" as const, step: 0, canaryWeight: record.status.canaryWeight, routeRevision: route.revision };
+      const created = await deps.store.createRollout(record, createdEvent);
       deps.log.info("rollout started", { rollout: spec.name, route: spec.route, rule: spec.rule, actor });
+      if (deps.fetch) void notifyEvents(deps.fetch, created, [createdEvent]);
       return c.json(rolloutView(created), 201);
     } catch (err) {
       if (err instanceof RolloutExistsError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message });
@@ -61,7 +70,10 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
   app.get("/rollouts/:name", async (c) => {
     const name = parseName(c.req.param("name"));
     const r = await deps.store.getRollout(name);
-    return r ? c.json(rolloutView(r)) : notFound("rollout", name);
+    if (!r) return notFound("rollout", name);
+    // What GET reports, this gateway already serves: catch the table up to the rollout's route revision.
+    if ((deps.routing.current.routes.get(r.spec.route)?.revision ?? 0) < r.status.routeRevision) await deps.routing.reload();
+    return c.json(rolloutView(r));
   });
 
   app.get("/rollouts/:name/events", async (c) => {
@@ -79,12 +91,13 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
       full = body.data.full ?? false;
     }
     try {
-      const r = await applyVerb(deps.store, name, v, c.get("principal").actor, { full }, now, after);
+      const r = await applyVerb(deps.store, name, v, c.get("principal").actor, { full }, now, after, deps.fetch ? (rec, events) => void notifyEvents(deps.fetch as NonNullable<AdminDeps["fetch"]>, rec, events) : undefined);
       if (!r) return notFound("rollout", name);
       deps.log.info("rollout verb", { rollout: name, verb: v, actor: c.get("principal").actor, phase: r.status.phase });
       return c.json(rolloutView(r));
     } catch (err) {
       if (err instanceof VerbConflictError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message, phase: err.phase });
+      if (err instanceof RuleBusyError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `cannot retry: ${err.message}` });
       throw err;
     }
   };

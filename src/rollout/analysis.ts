@@ -70,7 +70,7 @@ export function analyse(spec: NonNullable<RolloutSpec["analysis"]>, canary: Coun
   if (spec.latencyP99Ms && cw.latencyP99Ms !== null && cw.latencyP99Ms > spec.latencyP99Ms.max) reasons.push(`p99 ${Math.round(cw.latencyP99Ms)} ms above ${spec.latencyP99Ms.max} ms`);
   const cmp = spec.compareWithStable;
   if (cmp && sw.requests >= spec.minRequests) {
-    if (cmp.maxSuccessRateDrop !== undefined && sw.successRate !== null && sw.successRate - sr > cmp.maxSuccessRateDrop)
+    if (cmp.maxSuccessRateDrop !== undefined && sw.successRate !== null && sw.successRate - sr > cmp.maxSuccessRateDrop + 1e-9)
       reasons.push(`success rate ${fmt(sr)} is more than ${cmp.maxSuccessRateDrop} below stable's ${fmt(sw.successRate)}`);
     if (cmp.maxLatencyP99Ratio !== undefined && sw.latencyP99Ms && cw.latencyP99Ms !== null && cw.latencyP99Ms > sw.latencyP99Ms * cmp.maxLatencyP99Ratio)
       reasons.push(`p99 ${Math.round(cw.latencyP99Ms)} ms is more than ${cmp.maxLatencyP99Ratio}x stable's ${Math.round(sw.latencyP99Ms)} ms`);

@@ -7,7 +7,7 @@ import type { MetricBatch } from "../telemetry/metric-batch.ts";
 import { errorMessage, silentLogger, type Logger } from "../util/log.ts";
 import { analyse, countersOf, delta, windowOf } from "./analysis.ts";
 import type { RolloutEvent, RolloutRecord, RolloutStatus } from "./schema.ts";
-import { callHooks, hasHook, type FetchLike } from "./webhooks.ts";
+import { callHooks, hasHook, notifyEvents, type FetchLike } from "./webhooks.ts";
 import { withCanaryWeight } from "./weights.ts";
 
 export interface ControllerDeps {
@@ -58,7 +58,9 @@ export class RolloutController {
 
   /** Decides and writes at most one transition for `r`. */
   async advance(r: RolloutRecord, totals: MetricBatch): Promise<void> {
-    if (r.status.phase !== "Progressing") return; // Paused waits for a verb
+    if (r.status.phase !== "Progressing" && r.status.phase !== "Paused") return;
+    // A paused rollout does not move forward, but a canary that breaks meanwhile still rolls back.
+    const paused = r.status.phase === "Paused";
     const now = this.now();
     const spec = r.spec;
     const s: RolloutStatus = structuredClone(r.status);
@@ -67,7 +69,7 @@ export class RolloutController {
 
     // Gates before any traffic moves.
     for (const gate of ["confirm-rollout", "pre-rollout"] as const) {
-      if (s.step === 0 && !s.stepApplied && hasHook(r, gate) && s.gates[gate] === undefined) {
+      if (!paused && s.step === 0 && !s.stepApplied && hasHook(r, gate) && s.gates[gate] === undefined) {
         const out = await callHooks(this.deps.fetch, r, gate);
         if (!out.ok) return this.hold(r, s, `waiting: ${out.detail}`);
         s.gates[gate] = 0;
@@ -84,9 +86,16 @@ export class RolloutController {
     const stableNow = countersOf(totals, r.name, "stable");
     if (!s.checkpoint) s.checkpoint = { at: now.toISOString(), canary: canaryNow, stable: stableNow };
     const windowCanary = delta(canaryNow, s.checkpoint.canary);
-    if (spec.fastAbort && windowCanary.requests >= spec.fastAbort.minRequests && windowCanary.failures / windowCanary.requests >= spec.fastAbort.errorRate) {
-      const w = windowOf(windowCanary);
-      return this.fail(r, s, events, `fast abort: canary error rate ${(1 - (w.successRate ?? 1)).toFixed(3)} over ${windowCanary.requests} requests is at or above ${spec.fastAbort.errorRate}`);
+    if (spec.fastAbort) {
+      // Its own short window, so earlier healthy traffic cannot dilute a canary that just broke.
+      const fast = s.fastCheckpoint ?? { at: now.toISOString(), canary: canaryNow };
+      const recent = delta(canaryNow, fast.canary);
+      if (recent.requests >= spec.fastAbort.minRequests && recent.failures / recent.requests >= spec.fastAbort.errorRate) {
+        const w = windowOf(recent);
+        return this.fail(r, s, events, `fast abort: canary error rate ${(1 - (w.successRate ?? 1)).toFixed(3)} over ${recent.requests} requests is at or above ${spec.fastAbort.errorRate}`);
+      }
+      const windowMs = parseDuration(spec.fastAbort.window) ?? 10_000;
+      s.fastCheckpoint = now.getTime() - Date.parse(fast.at) >= windowMs || !s.fastCheckpoint ? { at: now.toISOString(), canary: canaryNow } : fast;
     }
     const a = spec.analysis;
     if (a && (!s.nextAnalysisAt || now.getTime() >= Date.parse(s.nextAnalysisAt))) {
@@ -113,6 +122,7 @@ export class RolloutController {
       s.nextAnalysisAt = new Date(now.getTime() + (parseDuration(a.interval) ?? 10_000)).toISOString();
     }
     const analysed = !a || s.passedSinceStep > 0;
+    if (paused) return this.save(r, s, events);
 
     // Steps.
     const step = spec.steps[s.step];
@@ -128,6 +138,9 @@ export class RolloutController {
         s.stepApplied = true;
         s.stepStartedAt = now.toISOString();
         s.passedSinceStep = 0;
+        // A new weight starts a new window: the next analysis judges only traffic at this weight.
+        s.checkpoint = { at: now.toISOString(), canary: canaryNow, stable: stableNow };
+        if (a) s.nextAnalysisAt = new Date(now.getTime() + (parseDuration(a.interval) ?? 10_000)).toISOString();
         s.message = `step ${s.step + 1}/${spec.steps.length}: canary weight ${step.setWeight}`;
         events.push({ at: now.toISOString(), actor: ACTOR, type: "WeightSet", message: `canary weight set to ${step.setWeight}`, phase: s.phase, step: s.step, canaryWeight: s.canaryWeight });
         return this.write(r, s, events, step.setWeight);
@@ -216,7 +229,6 @@ export class RolloutController {
   }
 
   private async notify(r: RolloutRecord, events: RolloutEvent[]): Promise<void> {
-    if (events.length === 0 || !hasHook(r, "event")) return;
-    for (const e of events) await callHooks(this.deps.fetch, r, "event", { event: e });
+    await notifyEvents(this.deps.fetch, r, events);
   }
 }

@@ -119,6 +119,8 @@ export interface RolloutStatus {
   nextAnalysisAt: string | null;
   /** Counters at the start of the current analysis window. */
   checkpoint: { at: string; canary: Counters; stable: Counters } | null;
+  /** Canary counters at the start of the current fast-abort window (it rolls every `fastAbort.window`). */
+  fastCheckpoint?: { at: string; canary: Counters } | null;
   /** Gates already confirmed (webhook type -> step). */
   gates: Record<string, number>;
   routeRevision: number;

@@ -2,6 +2,7 @@
 // transition. A verb that does not fit the phase is a conflict (409).
 import { PreconditionFailedError, RolloutConflictError, type Store } from "../store/types.ts";
 import type { RolloutEvent, RolloutRecord, RolloutStatus } from "./schema.ts";
+import { claimRule } from "./rule-claim.ts";
 import { withCanaryWeight } from "./weights.ts";
 
 export type Verb = "promote" | "pause" | "resume" | "abort" | "retry";
@@ -29,6 +30,7 @@ export function initialStatus(now: Date, canaryWeight: number, routeRevision: nu
     lastAnalysis: null,
     nextAnalysisAt: null,
     checkpoint: null,
+    fastCheckpoint: null,
     gates: {},
     routeRevision,
     pausedBy: null,
@@ -36,13 +38,25 @@ export function initialStatus(now: Date, canaryWeight: number, routeRevision: nu
 }
 
 /** Applies a verb, retrying a few times when the controller moves the rollout at the same moment. */
-export async function applyVerb(store: Store, name: string, verb: Verb, actor: string, opts: { full?: boolean }, now: () => Date, afterRouteWrite?: () => Promise<void>): Promise<RolloutRecord | null> {
+export async function applyVerb(
+  store: Store,
+  name: string,
+  verb: Verb,
+  actor: string,
+  opts: { full?: boolean },
+  now: () => Date,
+  afterRouteWrite?: () => Promise<void>,
+  onEvents?: (r: RolloutRecord, events: RolloutEvent[]) => void,
+): Promise<RolloutRecord | null> {
   for (let i = 0; i < 5; i++) {
     const r = await store.getRollout(name);
     if (!r) return null;
     try {
+      // Retrying takes the rule back: another rollout may have started on it since.
+      if (verb === "retry" && (r.status.phase === "Failed" || r.status.phase === "Aborted")) await claimRule(store, r.spec.route, r.spec.rule, r.name);
       const out = await once(store, r, verb, actor, opts, now());
       if (out.wroteRoute) await afterRouteWrite?.();
+      onEvents?.(out.record, out.events);
       return out.record;
     } catch (err) {
       if (err instanceof RolloutConflictError || err instanceof PreconditionFailedError) continue;
@@ -52,7 +66,7 @@ export async function applyVerb(store: Store, name: string, verb: Verb, actor: s
   throw new RolloutConflictError(name);
 }
 
-async function once(store: Store, r: RolloutRecord, verb: Verb, actor: string, opts: { full?: boolean }, now: Date): Promise<{ record: RolloutRecord; wroteRoute: boolean }> {
+async function once(store: Store, r: RolloutRecord, verb: Verb, actor: string, opts: { full?: boolean }, now: Date): Promise<{ record: RolloutRecord; wroteRoute: boolean; events: RolloutEvent[] }> {
   const s: RolloutStatus = structuredClone(r.status);
   const phase = s.phase;
   const events: RolloutEvent[] = [];
@@ -118,9 +132,9 @@ async function once(store: Store, r: RolloutRecord, verb: Verb, actor: string, o
       break;
   }
   const next: RolloutRecord = { ...r, status: s, updatedAt: now.toISOString() };
-  if (weight === null) return { record: await store.updateRollout(r.name, r.version, next, events), wroteRoute: false };
+  if (weight === null) return { record: await store.updateRollout(r.name, r.version, next, events), wroteRoute: false, events };
   const route = await store.getRoute(r.spec.route);
-  if (!route) return { record: await store.updateRollout(r.name, r.version, next, events), wroteRoute: false };
+  if (!route) return { record: await store.updateRollout(r.name, r.version, next, events), wroteRoute: false, events };
   const record = await store.updateRollout(r.name, r.version, next, events, { spec: withCanaryWeight(route.spec, r.spec, weight), ifMatch: route.revision, actor: `${actor} (rollout ${r.name})` });
-  return { record, wroteRoute: true };
+  return { record, wroteRoute: true, events };
 }

@@ -2,7 +2,7 @@
 // until they answer 2xx; `rollback` answering 2xx fails it; `event` receives every event.
 import { parseDuration } from "../config/duration.ts";
 import { errorMessage } from "../util/log.ts";
-import type { RolloutRecord, WebhookType } from "./schema.ts";
+import type { RolloutEvent, RolloutRecord, WebhookType } from "./schema.ts";
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
 
@@ -28,4 +28,10 @@ export async function callHooks(fetchFn: FetchLike, r: RolloutRecord, type: Webh
 
 export function hasHook(r: RolloutRecord, type: WebhookType): boolean {
   return (r.spec.webhooks ?? []).some((h) => h.type === type);
+}
+
+/** Sends each event to the rollout's `event` webhooks (notifications: failures are not the rollout's). */
+export async function notifyEvents(fetchFn: FetchLike, r: RolloutRecord, events: readonly RolloutEvent[]): Promise<void> {
+  if (events.length === 0 || !hasHook(r, "event")) return;
+  for (const e of events) await callHooks(fetchFn, r, "event", { event: e });
 }

@@ -39,7 +39,7 @@ export function compileTable(input: CompileInput, now: Date = new Date()): Routi
   const active = new Map<string, CompiledRollout>();
   for (const r of input.rollouts ?? []) {
     if (r.status.phase !== "Progressing" && r.status.phase !== "Paused") continue;
-    active.set(`${r.spec.route}/${r.spec.rule}`, { name: r.name, stableId: backendId(r.spec.stable), canaryId: backendId(r.spec.canary), headerOverride: r.spec.headerOverride ? { name: r.spec.headerOverride.name.toLowerCase(), value: r.spec.headerOverride.value } : null });
+    active.set(`${r.spec.route}/${r.spec.rule}`, { name: r.name, stableId: backendId(r.spec.stable), canaryId: backendId(r.spec.canary), canary: { cluster: r.spec.canary.cluster, service: r.spec.canary.service, port: r.spec.canary.port }, headerOverride: r.spec.headerOverride ? { name: r.spec.headerOverride.name.toLowerCase(), value: r.spec.headerOverride.value } : null });
   }
   const sorted = [...input.routes].sort((a, b) => a.name.localeCompare(b.name));
   for (const route of sorted) {
@@ -47,6 +47,12 @@ export function compileTable(input: CompileInput, now: Date = new Date()): Routi
     const matches = route.spec.rules.flatMap((rule, i) => {
       const compiled = compileRule(route, rule, i, clusters, warnings);
       compiled.rollout = active.get(`${route.name}/${compiled.name}`) ?? null;
+      const ro = compiled.rollout;
+      if (ro && !compiled.backends.some((b) => b.id === ro.canaryId)) {
+        // The canary is reachable by the header override before its first weight is written.
+        const c = ro.canary;
+        compiled.backends.push({ id: ro.canaryId, cluster: c.cluster, service: c.service, port: c.port, weight: 0, authority: c.port === undefined || c.port === 80 ? c.service : `${c.service}:${c.port}`, target: clusters.get(c.cluster) ?? null, failover: [] });
+      }
       return rule.matches.map((m, j): CompiledMatch => ({
         rule: compiled,
         index: j,

@@ -34,6 +34,7 @@ export interface CompiledRollout {
   name: string;
   stableId: string;
   canaryId: string;
+  canary: { cluster: string; service: string; port: number | undefined };
   headerOverride: { name: string; value: string } | null;
 }
 

@@ -40,6 +40,7 @@ const METHODS = [
   "listRollouts",
   "updateRollout",
   "listRolloutEvents",
+  "claimRolloutRule",
   "applyMetricDeltas",
   "readMetrics",
   "tryLock",

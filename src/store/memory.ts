@@ -42,6 +42,7 @@ export class MemoryStore implements Store {
   private appliedFlushes = new Set<string>();
   private locks = new Map<string, { owner: string; until: number }>();
   private rollouts = new Map<string, { record: RolloutRecord; events: RolloutEvent[] }>();
+  private ruleClaims = new Map<string, string>();
 
   constructor(private readonly opts: { maxRevisions?: number; now?: () => Date } = {}) {}
 
@@ -178,6 +179,15 @@ export class MemoryStore implements Store {
     if (r.events.length > MAX_ROLLOUT_EVENTS) r.events.splice(0, r.events.length - MAX_ROLLOUT_EVENTS);
     if (!route) this.changed("rollout", name);
     return clone(stored);
+  }
+  async claimRolloutRule(route: string, rule: string, name: string, replace?: string): Promise<string> {
+    const key = `${route}/${rule}`;
+    const cur = this.ruleClaims.get(key);
+    if (cur === undefined || cur === name || (replace !== undefined && cur === replace)) {
+      this.ruleClaims.set(key, name);
+      return name;
+    }
+    return cur;
   }
   async listRolloutEvents(name: string): Promise<RolloutEvent[]> {
     return clone(this.rollouts.get(name)?.events ?? []);

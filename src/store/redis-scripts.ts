@@ -222,3 +222,13 @@ for i = 9, #ARGV do redis.call('RPUSH', KEYS[6], fill(ARGV[i])) end
 redis.call('LTRIM', KEYS[6], -tonumber(ARGV[8]), -1)
 return {1, routeRev, nv}
 `;
+
+/** Claims a hash field for `name`: when free, already its, or held by `replace`. KEYS: 1 hash. ARGV: 1 field, 2 name, 3 replace (""). Returns the owner. */
+export const CLAIM = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == false or cur == ARGV[2] or (ARGV[3] ~= '' and cur == ARGV[3]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return ARGV[2]
+end
+return cur
+`;

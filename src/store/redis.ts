@@ -4,7 +4,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { parseCluster, parseRoute } from "../config/validate.ts";
 import type { Cluster, Route } from "../config/schemas.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
-import { CLUSTER_WRITE, LOCK, METRICS_APPLY, ROLLOUT_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
+import { CLAIM, CLUSTER_WRITE, LOCK, METRICS_APPLY, ROLLOUT_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
 import type { RolloutEvent, RolloutRecord } from "../rollout/schema.ts";
 import type { MetricBatch, SeriesInfo } from "../telemetry/metric-batch.ts";
 import {
@@ -71,6 +71,7 @@ export class RedisStore implements Store {
     this.client.defineCommand("isthmusMetricsApply", { lua: METRICS_APPLY });
     this.client.defineCommand("isthmusLock", { lua: LOCK });
     this.client.defineCommand("isthmusRolloutWrite", { lua: ROLLOUT_WRITE });
+    this.client.defineCommand("isthmusClaim", { lua: CLAIM });
     const commands = this.client as unknown as Record<string, ScriptRunner>;
     this.routeRead = (commands.isthmusRouteRead as unknown as RedisStore["routeRead"]).bind(this.client);
     this.routeWrite = (commands.isthmusRouteWrite as ScriptRunner).bind(this.client);
@@ -97,6 +98,7 @@ export class RedisStore implements Store {
       issuers: `${t}:k8s-issuers`,
       refs: `${t}:route-refs`,
       rollouts: `${t}:rollouts`,
+      ruleClaims: `${t}:rollout-rules`,
     };
   }
   private routeKeys(name: string) {
@@ -289,6 +291,11 @@ export class RedisStore implements Store {
 
   async updateRollout(name: string, expectedVersion: number, next: RolloutRecord, events: RolloutEvent[], route?: { spec: Route; ifMatch: number; actor: string }): Promise<RolloutRecord> {
     return this.writeRollout(name, expectedVersion, next, events, route);
+  }
+
+  async claimRolloutRule(route: string, rule: string, name: string, replace?: string): Promise<string> {
+    const run = (this.client as unknown as Record<string, (n: number, ...a: string[]) => Promise<string>>).isthmusClaim as (n: number, ...a: string[]) => Promise<string>;
+    return this.call(() => run.call(this.client, 1, this.metaKeys.ruleClaims, `${route}/${rule}`, name, replace ?? ""));
   }
 
   async listRolloutEvents(name: string): Promise<RolloutEvent[]> {

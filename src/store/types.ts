@@ -111,6 +111,12 @@ export interface Store {
   updateRollout(name: string, expectedVersion: number, next: RolloutRecord, events: RolloutEvent[], route?: { spec: Route; ifMatch: number; actor: string }): Promise<RolloutRecord>;
   /** Oldest first, the last 500. */
   listRolloutEvents(name: string): Promise<RolloutEvent[]>;
+  /**
+   * Claims a route rule for a rollout: one rollout per rule at a time, atomically. Succeeds when the
+   * rule is free, already `name`'s, or still held by `replace` (a finished rollout being replaced).
+   * Returns the rule's owner after the call (`name` when claimed).
+   */
+  claimRolloutRule(route: string, rule: string, name: string, replace?: string): Promise<string>;
 
   /**
    * Adds an instance's metric deltas to the fleet totals. Idempotent per `flushId`: a retried flush

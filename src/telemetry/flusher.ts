@@ -9,6 +9,7 @@ import type { MetricsRecorder } from "./recorder.ts";
 export class MetricsFlusher {
   private pending: { id: string; batch: MetricBatch } | null = null;
   private running: Promise<boolean> | null = null;
+  private again = false;
   flushes = 0;
   failures = 0;
 
@@ -18,9 +19,23 @@ export class MetricsFlusher {
     private readonly log: Logger = silentLogger,
   ) {}
 
-  /** True when everything recorded so far reached the store. Concurrent calls share one flush. */
+  /**
+   * True when everything recorded before the call reached the store. A call made while a flush runs
+   * makes that flush go round once more, so it also covers samples recorded after it started.
+   */
   flush(): Promise<boolean> {
-    this.running ??= this.run().finally(() => {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      let ok: boolean;
+      do {
+        this.again = false;
+        ok = await this.run();
+      } while (ok && this.again);
+      return ok;
+    })().finally(() => {
       this.running = null;
     });
     return this.running;
