@@ -6,6 +6,8 @@ import { createAdminAuth, type AdminAuthOptions, type AdminScope } from "./admin
 import type { AdminEnv, TelemetryView } from "./admin/deps.ts";
 import { registerMetricsRoute } from "./admin/metrics.ts";
 import { registerRolloutRoutes } from "./admin/rollouts.ts";
+import { registerOpenApiRoute } from "./admin/openapi.ts";
+import { registerUiRoutes } from "./ui/routes.ts";
 import type { MetricsRecorder } from "./telemetry/recorder.ts";
 import { etag } from "./admin/conditional.ts";
 import { registerExplainRoute } from "./admin/explain.ts";
@@ -89,10 +91,12 @@ export function createApp(ports: AppPorts): Hono {
   registerExplainRoute(admin, ports);
   registerMetricsRoute(admin, ports);
   registerRolloutRoutes(admin, ports);
+  registerOpenApiRoute(admin, ports);
   admin.onError(onError);
   internal.onError(onError);
 
   app.route("/_isthmus/v1", admin);
+  registerUiRoutes(app, ports);
   app.route("/_isthmus", internal);
   const unknown = (c: Context) => problem({ type: problemType("not-found"), title: "Not found", status: 404, detail: `${c.req.method} ${c.req.path} is not an isthmus endpoint` });
   app.all("/_isthmus/*", unknown);
