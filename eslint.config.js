@@ -17,7 +17,7 @@ export default tseslint.config(
     languageOptions: { globals: { process: "readonly", Buffer: "readonly", console: "readonly", URL: "readonly" } },
   },
   {
-    files: ["src/**/*.ts"],
+    files: ["src/**/*.{ts,tsx}"],
     rules: { "@typescript-eslint/explicit-module-boundary-types": "error" },
   },
 );
