@@ -2,7 +2,7 @@
 import { Hono, type Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { registerClusterRoutes } from "./admin/clusters.ts";
-import { createAdminAuth, type AdminAuthOptions, type AdminScope } from "./admin/auth.ts";
+import { createAdminAuth, scopeFor, type AdminAuthOptions } from "./admin/auth.ts";
 import type { AdminEnv, TelemetryView } from "./admin/deps.ts";
 import { registerMetricsRoute } from "./admin/metrics.ts";
 import { registerRolloutRoutes } from "./admin/rollouts.ts";
@@ -114,13 +114,6 @@ export function createApp(ports: AppPorts): Hono {
   });
   app.onError(onError);
   return app;
-}
-
-/** Reads need isthmus:read; changes need isthmus:write; rollout verbs need isthmus:rollout. */
-function scopeFor(method: string, path: string): AdminScope {
-  if (method === "GET" || method === "HEAD") return "isthmus:read";
-  if (/\/rollouts(\/|$)/.test(path)) return "isthmus:rollout";
-  return "isthmus:write";
 }
 
 function errorResponse(err: Error, log: Logger): Response {

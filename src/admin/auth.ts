@@ -19,6 +19,16 @@ export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
 export type AdminScope = "isthmus:read" | "isthmus:write" | "isthmus:rollout";
 export const ALL_SCOPES: readonly AdminScope[] = ["isthmus:read", "isthmus:write", "isthmus:rollout"];
 
+/**
+ * The scope an admin call needs: reads need isthmus:read; changes need isthmus:write; rollout verbs
+ * need isthmus:rollout. `path` may be the served path or its OpenAPI template (`/rollouts/{name}/abort`).
+ */
+export function scopeFor(method: string, path: string): AdminScope {
+  if (method === "GET" || method === "HEAD") return "isthmus:read";
+  if (/\/rollouts(\/|$)/.test(path)) return "isthmus:rollout";
+  return "isthmus:write";
+}
+
 export interface AdminPrincipal {
   /** Who, for the audit trail: "admin-token" or the JWT's sub. */
   actor: string;

@@ -27,7 +27,8 @@ export const rolloutView = (r: RolloutRecord): RolloutView => {
   return { name: r.name, spec: r.spec, status: { ...status, checkpoint: null, weights: { stable: 100 - r.status.canaryWeight, canary: r.status.canaryWeight } }, createdAt: r.createdAt, updatedAt: r.updatedAt };
 };
 
-const promoteBody = z.strictObject({ full: z.boolean().optional() });
+/** Body of POST /rollouts/{name}/promote (optional: no body is a one-step promote). */
+export const promoteRequestSchema = z.strictObject({ full: z.boolean().optional() });
 
 export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void {
   const now = () => new Date();
@@ -86,7 +87,7 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
     const name = parseName(c.req.param("name"));
     let full = false;
     if (v === "promote" && c.req.header("content-length") !== "0" && (c.req.header("content-type") || c.req.header("transfer-encoding"))) {
-      const body = promoteBody.safeParse(await readJsonBody(c.req.raw));
+      const body = promoteRequestSchema.safeParse(await readJsonBody(c.req.raw));
       if (!body.success) throw new ValidationError(zodToFieldErrors(body.error));
       full = body.data.full ?? false;
     }

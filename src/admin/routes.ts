@@ -15,7 +15,8 @@ import { withoutReadOnly } from "./read-only.ts";
 export type RouteView = Route & { name: string; revision: number; updatedAt: string };
 export const routeView = (r: StoredRoute): RouteView => ({ name: r.name, revision: r.revision, updatedAt: r.updatedAt, ...r.spec });
 
-const rollbackBody = z.strictObject({ toRevision: z.int("must be an integer").min(1, "must be at least 1") });
+/** Body of POST /routes/{name}/rollback. */
+export const rollbackRequestSchema = z.strictObject({ toRevision: z.int("must be an integer").min(1, "must be at least 1") });
 
 export function registerRouteRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void {
   /** putRoute, with a cluster deleted in the meantime reported like any unknown cluster: 400 with paths. */
@@ -71,7 +72,7 @@ export function registerRouteRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void 
   app.post("/routes/:name/rollback", async (c) => {
     const name = parseName(c.req.param("name"));
     const pre = preconditionFrom(c.req.raw.headers);
-    const parsed = rollbackBody.safeParse(await readJsonBody(c.req.raw));
+    const parsed = rollbackRequestSchema.safeParse(await readJsonBody(c.req.raw));
     if (!parsed.success) throw new ValidationError(zodToFieldErrors(parsed.error));
     const target = await deps.store.getRevision(name, parsed.data.toRevision);
     if (!target) {

@@ -10,6 +10,10 @@ const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
 const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()+,;=:@%-]+)*$/;
 const SPIFFE_PATTERN = /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()+,;=:@%-]+)*\/\*$/;
+/** SPIFFE_ID or SPIFFE_PATTERN as one JSON Schema pattern (for the OpenAPI document). */
+const SPIFFE_ID_OR_PATTERN = "^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._~!$&'()+,;=:@%-]+)*(/\\*)?$";
+/** HOSTNAME before lower-casing, as a JSON Schema pattern. */
+const HOSTNAME_ANY_CASE = "^(\\*\\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$";
 
 /** Longest timeout accepted anywhere: an hour is already far past any sane HTTP exchange. */
 export const MAX_TIMEOUT_MS = 3_600_000;
@@ -20,13 +24,22 @@ export const resourceName = z
   .max(63, "must be at most 63 characters")
   .regex(DNS_LABEL, "must be a DNS label: lowercase letters, digits and '-', starting and ending alphanumeric");
 
+/**
+ * What JSON Schema can say of a Gateway API duration (the OpenAPI document carries it): one to four
+ * `<integer><unit>` parts. The parser is stricter (each unit once, a maximum), never looser.
+ */
+export const DURATION_JSON_SCHEMA = { pattern: "^([0-9]{1,5}(h|ms|m|s)){1,4}$", maxLength: 32 } as const;
+
 const duration = (max = MAX_TIMEOUT_MS) =>
-  z.string().check((ctx) => {
-    const ms = parseDuration(ctx.value);
-    if (ms === undefined)
-      ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `"${ctx.value}" is not a duration (e.g. "800ms", "2s", "1m30s")` });
-    else if (ms > max) ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `must be at most ${max / 1000}s` });
-  });
+  z
+    .string()
+    .check((ctx) => {
+      const ms = parseDuration(ctx.value);
+      if (ms === undefined)
+        ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `"${ctx.value}" is not a duration (e.g. "800ms", "2s", "1m30s")` });
+      else if (ms > max) ctx.issues.push({ code: "custom", continue: true, input: ctx.value, message: `must be at most ${max / 1000}s` });
+    })
+    .meta({ ...DURATION_JSON_SCHEMA, description: `a duration such as "800ms", "2s" or "1m30s", at most ${max / 1000}s` });
 
 function httpUrl(what: string, opts: { allowPath: boolean }) {
   return z
@@ -48,7 +61,8 @@ function httpUrl(what: string, opts: { allowPath: boolean }) {
       // Link-local addresses include cloud metadata services (169.254.169.254): never a valid target.
       const host = url.hostname.replace(/^\[|\]$/g, "");
       if (/^169\.254\./.test(host) || /^fe80:/i.test(host)) return fail(`${what} must not be a link-local address`);
-    });
+    })
+    .meta({ description: `an absolute http(s) URL without credentials, query or fragment${opts.allowPath ? "" : " or path"}; link-local addresses are refused` });
 }
 
 // ---------------------------------------------------------------- Cluster
@@ -195,7 +209,8 @@ const authorizationSchema = z
         z
           .string()
           .max(2048)
-          .refine((s) => SPIFFE_ID.test(s) || SPIFFE_PATTERN.test(s), "must be a SPIFFE ID (spiffe://td/path) or a pattern ending in /*"),
+          .refine((s) => SPIFFE_ID.test(s) || SPIFFE_PATTERN.test(s), "must be a SPIFFE ID (spiffe://td/path) or a pattern ending in /*")
+          .meta({ pattern: SPIFFE_ID_OR_PATTERN, description: "a SPIFFE ID (spiffe://td/path), or a pattern ending in /* that admits every ID under it" }),
       )
       .min(1, "at least one identity")
       .max(256)
@@ -215,7 +230,9 @@ export const routeSchema = z
           .max(253)
           .toLowerCase()
           .regex(HOSTNAME, "must be a hostname, optionally with a leading '*.'")
-          .refine((h) => h.split(".").every((l) => l.length <= 63), "each label must be at most 63 characters"),
+          .refine((h) => h.split(".").every((l) => l.length <= 63), "each label must be at most 63 characters")
+          // Hostnames are lower-cased before they are checked, so the documented pattern takes either case.
+          .meta({ pattern: HOSTNAME_ANY_CASE, description: "a hostname (either case; stored lower-cased), optionally with a leading '*.'" }),
       )
       .max(16, "at most 16 hostnames")
       .default([]),

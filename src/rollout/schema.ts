@@ -1,9 +1,12 @@
 // The Rollout resource (SPEC.md "Rollout"): Argo-style steps, Flagger-style analysis and webhooks.
 import { z } from "zod";
 import { parseDuration } from "../config/duration.ts";
-import { resourceName } from "../config/schemas.ts";
+import { DURATION_JSON_SCHEMA, resourceName } from "../config/schemas.ts";
 
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, 'must be a duration such as "30s"');
+const duration = z
+  .string()
+  .refine((s) => parseDuration(s) !== undefined, 'must be a duration such as "30s"')
+  .meta({ ...DURATION_JSON_SCHEMA, description: 'a duration such as "30s" or "1m30s"' });
 const backend = z.strictObject({
   cluster: resourceName,
   service: z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, "must be a DNS name"),
