@@ -7,6 +7,7 @@ import type { AdminEnv, TelemetryView } from "./admin/deps.ts";
 import { registerMetricsRoute } from "./admin/metrics.ts";
 import { registerRolloutRoutes } from "./admin/rollouts.ts";
 import { registerOpenApiRoute } from "./admin/openapi.ts";
+import { registerBundleStatusRoute } from "./admin/bundles.ts";
 import { registerUiRoutes } from "./ui/routes.ts";
 import type { MetricsRecorder } from "./telemetry/recorder.ts";
 import { etag } from "./admin/conditional.ts";
@@ -49,6 +50,8 @@ export interface AppPorts {
   metrics?: MetricsRecorder;
   /** Exposition, flushing and probe state for the admin API. */
   telemetry?: TelemetryView;
+  /** Trust bundles as this instance holds them (GET /bundles). */
+  trust?: { status(): unknown[] };
   /** Outbound fetch for rollout webhooks sent from admin calls. */
   fetch?: (input: string, init: RequestInit) => Promise<Response>;
   connection(c: Context): ConnectionFacts;
@@ -92,6 +95,7 @@ export function createApp(ports: AppPorts): Hono {
   registerMetricsRoute(admin, ports);
   registerRolloutRoutes(admin, ports);
   registerOpenApiRoute(admin, ports);
+  registerBundleStatusRoute(admin, ports);
   admin.onError(onError);
   internal.onError(onError);
 

@@ -202,6 +202,7 @@ export async function createGateway(ports: GatewayPorts, opts: GatewayOptions = 
     metrics: recorder,
     telemetry: { flush: () => flusher.flush(), localMetrics: () => prober.metrics(), probe: (c) => prober.state(c) },
     fetch: ports.fetch,
+    trust,
     connection: ports.connection,
   });
 

@@ -284,6 +284,16 @@ export const API_OPERATIONS: readonly Operation[] = [
   }),
   admin({
     method: "get",
+    path: "/bundles",
+    operationId: "listBundles",
+    tag: "diagnostics",
+    summary: "Trust bundles as this instance holds them",
+    description: "Each cluster's JWT-SVID bundle and Kubernetes issuer keys: loaded or not, how many keys, when fetched and next refreshed, the last error.",
+    answers: { 200: { description: "the bundles", body: "BundleStatusList" } },
+    problems: { 404: "identity is not configured on this gateway" },
+  }),
+  admin({
+    method: "get",
     path: "/openapi.json",
     operationId: "openapi",
     tag: "diagnostics",

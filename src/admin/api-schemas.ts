@@ -218,6 +218,25 @@ export const jwksSchema = z.strictObject({
   keys: z.array(z.looseObject({ kty: z.string(), kid: z.string(), alg: z.string().optional(), use: z.string().optional() })).min(1),
 });
 
+export const bundleStatusListSchema = z.strictObject({
+  items: z.array(
+    z.strictObject({
+      cluster: z.string(),
+      trustDomain: z.string(),
+      kind: z.enum(["jwt-svid", "kubernetes"]),
+      issuer: z.string().optional(),
+      source: z.string(),
+      loaded: z.boolean(),
+      keys: z.int(),
+      loadedAt: z.string().nullable(),
+      nextRefreshAt: z.string().nullable(),
+      lastError: z.string().nullable(),
+      sequence: z.number().nullable(),
+      fetches: z.int(),
+    }),
+  ),
+});
+
 /** The document's components: name -> schema, and whether it describes a request (input) or an answer (output). */
 export const COMPONENT_SCHEMAS = {
   Problem: { schema: problemSchema, io: "output" },
@@ -238,6 +257,7 @@ export const COMPONENT_SCHEMAS = {
   Health: { schema: healthSchema, io: "output" },
   Readiness: { schema: readinessSchema, io: "output" },
   JWKS: { schema: jwksSchema, io: "output" },
+  BundleStatusList: { schema: bundleStatusListSchema, io: "output" },
 } as const satisfies Record<string, { schema: z.ZodType; io: "input" | "output" }>;
 
 export type ComponentName = keyof typeof COMPONENT_SCHEMAS;

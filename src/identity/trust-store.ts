@@ -85,7 +85,11 @@ export class TrustStore {
     this.sources = keep;
     this.byDomain = byDomain;
     this.byIssuer = byIssuer;
-    for (const s of keep.values()) s.refreshIfDue();
+    // Load new bundles now (inline ones too), so a bad bundle shows in /bundles before any token needs it.
+    for (const s of keep.values()) {
+      if (s.peek()) s.refreshIfDue();
+      else void s.current().catch(() => undefined);
+    }
   }
 
   status(): Array<{ cluster: string; trustDomain: string; kind: "jwt-svid" | "kubernetes"; issuer?: string } & ReturnType<KeySource["status"]>> {

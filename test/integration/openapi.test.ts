@@ -414,6 +414,7 @@ describe("answers", () => {
     expect((await invoke("metrics", {}, { query: "?cluster=east" })).status).toBe(200);
     expect((await invoke("metrics", {}, { query: "?cluster=nowhere" })).status).toBe(404);
     expect((await invoke("metrics", {}, { query: "?cluster=Bad_Name" })).status).toBe(400);
+    expect((await invoke("listBundles")).status).toBe(200);
 
     // Every operation answered a documented success at least once.
     expect(API_OPERATIONS.filter((op) => !exercised.has(op.operationId)).map((op) => op.operationId)).toEqual([]);
