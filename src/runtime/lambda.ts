@@ -13,16 +13,13 @@
 // (before the request), and metric deltas are flushed at most every ISTHMUS_METRICS_FLUSH (after
 // the response: in buffered mode before the handler returns, since Lambda freezes the environment
 // as soon as it does).
-import { readFile } from "node:fs/promises";
 import type { Context as LambdaContext, LambdaFunctionURLEvent, ScheduledEvent } from "aws-lambda";
 import { Hono, type Context } from "hono";
 // `hono/aws-lambda` is marked @deprecated in favour of `@hono/aws-lambda`, which is not published on
 // npm yet (research/platform.md section 5). Switch this import once it is; the API is the same.
 import { handle, streamHandle, type ApiGatewayRequestContext, type ApiGatewayRequestContextV2, type LambdaEvent } from "hono/aws-lambda";
 import type { ConnectionFacts } from "../app.ts";
-import { parseConfigText, type DeclarativeConfig } from "../config/declarative.ts";
 import { parseDuration } from "../config/duration.ts";
-import { ValidationError } from "../config/errors.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts";
 import { problem, problemType } from "../http/problem.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
@@ -31,6 +28,7 @@ import { MemoryStore } from "../store/memory.ts";
 import { RedisStore } from "../store/redis.ts";
 import type { Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger, type LogLevel } from "../util/log.ts";
+import { loadConfigFile } from "./config-file.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
 /** What `hono/aws-lambda` passes as `c.env` (buffered: `lambdaContext`, streamed: `context`). */
@@ -183,20 +181,6 @@ function withoutSubscriptions(store: Store): Store {
   });
 }
 
-async function loadConfigFile(path: string): Promise<DeclarativeConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new Error(`ISTHMUS_CONFIG: cannot read ${path}: ${errorMessage(err)}`, { cause: err });
-  }
-  try {
-    return parseConfigText(text);
-  } catch (err) {
-    if (err instanceof ValidationError) throw new Error(`ISTHMUS_CONFIG ${path} is invalid:\n${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}`, { cause: err });
-    throw err;
-  }
-}
 
 function lambdaConnection(c: Context): ConnectionFacts {
   const env = c.env as LambdaBindings | undefined;

@@ -1,14 +1,11 @@
 // The Node.js runtime: one process serving the Hono app with undici upstreams and either the
 // embedded store or Redis. The only module (with node-main.ts and node-upstream.ts) that knows it runs on Node.
-import { readFile } from "node:fs/promises";
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { serve, type HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
 import type { ConnectionFacts } from "../app.ts";
-import { parseConfigText, type DeclarativeConfig } from "../config/declarative.ts";
-import { ValidationError } from "../config/errors.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
 import { CachedSecrets, type SecretsProvider } from "../secrets/secrets.ts";
@@ -16,7 +13,10 @@ import { MemoryStore } from "../store/memory.ts";
 import { RedisStore } from "../store/redis.ts";
 import type { Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger } from "../util/log.ts";
+import { loadConfigFile } from "./config-file.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
+
+export { loadConfigFile };
 
 export interface NodeGatewayOptions extends GatewayOptions {
   /** 0 picks a free port. */
@@ -49,20 +49,6 @@ export interface RunningGateway extends Omit<Gateway, "close"> {
   close(): Promise<void>;
 }
 
-export async function loadConfigFile(path: string): Promise<DeclarativeConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    throw new Error(`ISTHMUS_CONFIG: cannot read ${path}: ${errorMessage(err)}`, { cause: err });
-  }
-  try {
-    return parseConfigText(text);
-  } catch (err) {
-    if (err instanceof ValidationError) throw new Error(`ISTHMUS_CONFIG ${path} is invalid:\n${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}`, { cause: err });
-    throw err;
-  }
-}
 
 export async function startNodeGateway(opts: NodeGatewayOptions = {}): Promise<RunningGateway> {
   const cleanup: Array<() => Promise<unknown> | unknown> = [];
