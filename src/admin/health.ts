@@ -34,7 +34,7 @@ export function registerHealthRoutes(app: Hono, deps: { store: Store; routing: R
       // Fail static: while the store is away the data plane keeps routing with the last good table.
       ...(routing.loaded && !reachable ? { note: `store unreachable; serving the last good routing table (version ${table.version})` } : {}),
       ...(health.storeReset ? { note: "the store lost its data (version went backwards, no routes); serving the last good routing table until routes are written again" } : {}),
-      ...(routing.provisional ? { note: "serving the routes of ISTHMUS_CONFIG from memory until they are written to the store" } : {}),
+      ...(routing.provisional ? { note: "serving routes from memory (ISTHMUS_CONFIG or the last snapshot file) until the store holds them" } : {}),
     };
     return c.json(body, ready ? 200 : 503);
   });

@@ -1,7 +1,7 @@
 // Holds the live routing table and keeps it in step with the store: change notifications
 // (pub/sub) trigger a reload at once, a periodic version check is the safety net, and when the
 // store is unreachable the last good table keeps serving (fail static).
-import type { Store, ChangeEvent } from "../store/types.ts";
+import type { Store, ChangeEvent, StoreSnapshot } from "../store/types.ts";
 import { errorMessage, silentLogger, type Logger } from "../util/log.ts";
 import { compileTable } from "./compile.ts";
 import type { RoutingTable } from "./table.ts";
@@ -35,6 +35,8 @@ export class RoutingState {
   private table: RoutingTable = EMPTY_TABLE;
   private loadedOnce = false;
   private provisionalTable = false;
+  /** The store snapshot the current table was compiled from (null for an installed table). */
+  lastSnapshot: StoreSnapshot | null = null;
   private readonly reachableListeners = new Set<() => void>();
   private lastFullLoad = 0;
   private reloading: Promise<void> | null = null;
@@ -164,6 +166,7 @@ export class RoutingState {
       this.health.storeReset = false;
       const table = compileTable(snap, this.opts.now?.() ?? new Date());
       for (const w of table.warnings) if (!this.table.warnings.includes(w)) this.log.warn(w);
+      this.lastSnapshot = snap;
       this.swap(table);
       this.provisionalTable = false;
     } catch (err) {

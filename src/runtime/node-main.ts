@@ -43,6 +43,7 @@ try {
     secretsRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
     secretsRefreshMs: secretsRefresh,
     gatewayName: env.ISTHMUS_GATEWAY_NAME || undefined,
+    snapshotPath: env.ISTHMUS_SNAPSHOT_FILE || undefined,
     log,
   });
   const stop = (signal: string) => {

@@ -13,6 +13,9 @@ import { MemoryStore } from "../store/memory.ts";
 import { RedisStore } from "../store/redis.ts";
 import type { Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger } from "../util/log.ts";
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { compileTable } from "../routing/compile.ts";
+import type { StoreSnapshot } from "../store/types.ts";
 import { loadConfigFile } from "./config-file.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
@@ -38,6 +41,11 @@ export interface NodeGatewayOptions extends GatewayOptions {
   metricsFlushMs?: number;
   /** How often the rollout controller ticks (0 disables it on this instance). */
   rolloutTickMs?: number;
+  /**
+   * A file where the last good routing snapshot is kept (ISTHMUS_SNAPSHOT_FILE): when the store is
+   * unreachable at start, the gateway serves from it (as from ISTHMUS_CONFIG) until the store answers.
+   */
+  snapshotPath?: string;
 }
 
 export interface RunningGateway extends Omit<Gateway, "close"> {
@@ -84,6 +92,8 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
     { ...opts, config, checkIntervalMs: opts.checkIntervalMs ?? 2000 },
   );
   cleanup.push(() => gw.close());
+  const stopSnapshots = opts.snapshotPath ? await keepSnapshot(gw, opts.snapshotPath, log) : () => undefined;
+  cleanup.push(stopSnapshots);
 
   // Background work on timers (unref'd: they never keep the process alive by themselves).
   const every = (ms: number, task: () => Promise<unknown>) => {
@@ -144,6 +154,7 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
     close() {
       closed ??= (async () => {
         for (const t of timers) clearInterval(t);
+        stopSnapshots();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections?.();
@@ -176,3 +187,38 @@ function rawQueryOf(target: string): string {
   return q < 0 ? "" : target.slice(q);
 }
 
+
+/** Serves from the snapshot file when the store could not be loaded at start, and keeps the file current. */
+async function keepSnapshot(gw: Gateway, path: string, log: Logger): Promise<() => void> {
+  if (!gw.routing.loaded) {
+    try {
+      const snap = JSON.parse(await readFile(path, "utf8")) as StoreSnapshot;
+      gw.routing.install(compileTable(snap));
+      log.warn("store unreachable at start: serving the last snapshot until it answers", { path, version: snap.version, routes: snap.routes.length });
+    } catch (err) {
+      log.warn("store unreachable at start and no usable snapshot", { path, error: errorMessage(err) });
+    }
+  }
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  const save = () => {
+    pending = null;
+    const snap = gw.routing.lastSnapshot;
+    if (!snap) return;
+    const tmp = `${path}.${process.pid}.tmp`;
+    // Write then rename: a crash mid-write never leaves a torn snapshot.
+    void writeFile(tmp, JSON.stringify(snap))
+      .then(() => rename(tmp, path))
+      .catch((err: unknown) => log.warn("could not write the routing snapshot", { path, error: errorMessage(err) }));
+  };
+  const off = gw.routing.onSwap(() => {
+    if (!gw.routing.provisional && !pending) {
+      pending = setTimeout(save, 500);
+      pending.unref();
+    }
+  });
+  if (gw.routing.lastSnapshot) save();
+  return () => {
+    off();
+    if (pending) clearTimeout(pending);
+  };
+}
