@@ -2,6 +2,7 @@
 import type { Flags, FlagName } from "./args.ts";
 import type { Client } from "./client.ts";
 import type { Output } from "./output.ts";
+import type { ProbeState } from "../telemetry/health-probes.ts";
 
 export interface Ctx {
   client: Client;
@@ -27,15 +28,8 @@ export interface Command {
   run(ctx: Ctx): Promise<number>;
 }
 
-export interface ProbeStatus {
-  alive: boolean | null;
-  consecutiveFailures: number;
-  lastProbeAt: string | null;
-  lastSuccessAt: string | null;
-  lastLatencyMs: number | null;
-  lastError: string | null;
-  url: string;
-}
+/** The probe state as GET /clusters reports it (status.health). */
+export type ProbeStatus = ProbeState;
 
 export interface BackendRef {
   cluster: string;

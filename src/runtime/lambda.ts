@@ -24,11 +24,11 @@ import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts"
 import { problem, problemType } from "../http/problem.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
 import { CachedSecrets } from "../secrets/secrets.ts";
-import { MemoryStore } from "../store/memory.ts";
-import { RedisStore } from "../store/redis.ts";
 import type { Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger, type LogLevel } from "../util/log.ts";
 import { loadConfigFile } from "./config-file.ts";
+import { gatewayOptionsFromEnv } from "./env.ts";
+import { openStore } from "./open-store.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
 /** What `hono/aws-lambda` passes as `c.env` (buffered: `lambdaContext`, streamed: `context`). */
@@ -66,9 +66,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaSet
     if (ms === undefined) throw new Error(`${name} must be a duration such as "5s" (got "${text}")`);
     return ms;
   };
-  const oidcIssuer = env.ISTHMUS_ADMIN_OIDC_ISSUER || undefined;
-  const oidcJwks = env.ISTHMUS_ADMIN_OIDC_JWKS_URL || undefined;
-  if ((oidcIssuer && !oidcJwks) || (!oidcIssuer && oidcJwks)) throw new Error("set both ISTHMUS_ADMIN_OIDC_ISSUER and ISTHMUS_ADMIN_OIDC_JWKS_URL, or neither");
   return {
     redisUrl: env.ISTHMUS_REDIS_URL || undefined,
     redisPrefix: env.ISTHMUS_REDIS_PREFIX || undefined,
@@ -79,13 +76,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): LambdaSet
     secretsRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
     secretsRefreshMs: durationOf("ISTHMUS_SECRETS_REFRESH", undefined),
     gateway: {
-      adminToken: env.ISTHMUS_ADMIN_TOKEN || undefined,
-      adminTokenSecretId: env.ISTHMUS_ADMIN_TOKEN_SECRET_ID || undefined,
-      adminOidc: oidcIssuer && oidcJwks ? { issuer: oidcIssuer, jwksUrl: oidcJwks, audience: env.ISTHMUS_ADMIN_OIDC_AUDIENCE || "isthmus-admin" } : undefined,
-      audience: env.ISTHMUS_AUDIENCE || "isthmus",
-      issuer: env.ISTHMUS_ISSUER || undefined,
-      signingKeySecretId: env.ISTHMUS_SIGNING_KEY_SECRET_ID || undefined,
-      gatewayName: env.ISTHMUS_GATEWAY_NAME || undefined,
+      ...gatewayOptionsFromEnv(env),
       // Serverless: no version-poll timer; the handler calls routing.checkNow() itself.
       checkIntervalMs: 0,
     },
@@ -128,15 +119,7 @@ async function startEnvironment(): Promise<Environment> {
   const cleanup: Array<() => Promise<unknown>> = [];
   try {
     const config = settings.configPath ? await loadConfigFile(settings.configPath) : undefined;
-    let store: Store;
-    if (settings.redisUrl) {
-      const redis = new RedisStore({ url: settings.redisUrl, prefix: settings.redisPrefix, onError: () => undefined });
-      await redis.connect().catch((err: unknown) => log.warn("redis not reachable at start; will keep trying", { error: errorMessage(err) }));
-      store = redis;
-    } else {
-      store = new MemoryStore();
-      log.warn("ISTHMUS_REDIS_URL is not set: using an in-memory store private to this execution environment; other environments will not see its routes");
-    }
+    const store = await openStore(settings.redisUrl, settings.redisPrefix, log, { level: "warn", msg: "ISTHMUS_REDIS_URL is not set: using an in-memory store private to this execution environment; other environments will not see its routes" });
     cleanup.push(() => store.close());
     const upstream = createNodeUpstream();
     cleanup.push(() => upstream.close());

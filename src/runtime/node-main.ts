@@ -1,6 +1,7 @@
 // `npm start`: the Node gateway configured from the environment (SPEC.md "Configuration").
 import { parseDuration } from "../config/duration.ts";
 import { createLogger, errorMessage, type LogLevel } from "../util/log.ts";
+import { gatewayOptionsFromEnv } from "./env.ts";
 import { startNodeGateway } from "./node.ts";
 
 const major = Number(process.versions.node.split(".")[0]);
@@ -16,10 +17,11 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   log.error("PORT must be an integer 0..65535", { PORT: env.PORT });
   process.exit(1);
 }
-const oidcIssuer = env.ISTHMUS_ADMIN_OIDC_ISSUER;
-const oidcJwks = env.ISTHMUS_ADMIN_OIDC_JWKS_URL;
-if ((oidcIssuer && !oidcJwks) || (!oidcIssuer && oidcJwks)) {
-  log.error("set both ISTHMUS_ADMIN_OIDC_ISSUER and ISTHMUS_ADMIN_OIDC_JWKS_URL, or neither");
+let fromEnv: ReturnType<typeof gatewayOptionsFromEnv>;
+try {
+  fromEnv = gatewayOptionsFromEnv(env);
+} catch (err) {
+  log.error(errorMessage(err));
   process.exit(1);
 }
 const secretsRefresh = env.ISTHMUS_SECRETS_REFRESH ? parseDuration(env.ISTHMUS_SECRETS_REFRESH) : undefined;
@@ -34,15 +36,9 @@ try {
     hostname: env.HOST,
     redisUrl: env.ISTHMUS_REDIS_URL || undefined,
     configPath: env.ISTHMUS_CONFIG || undefined,
-    adminToken: env.ISTHMUS_ADMIN_TOKEN || undefined,
-    adminTokenSecretId: env.ISTHMUS_ADMIN_TOKEN_SECRET_ID || undefined,
-    adminOidc: oidcIssuer && oidcJwks ? { issuer: oidcIssuer, jwksUrl: oidcJwks, audience: env.ISTHMUS_ADMIN_OIDC_AUDIENCE || "isthmus-admin" } : undefined,
-    audience: env.ISTHMUS_AUDIENCE || "isthmus",
-    issuer: env.ISTHMUS_ISSUER || undefined,
-    signingKeySecretId: env.ISTHMUS_SIGNING_KEY_SECRET_ID || undefined,
+    ...fromEnv,
     secretsRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
     secretsRefreshMs: secretsRefresh,
-    gatewayName: env.ISTHMUS_GATEWAY_NAME || undefined,
     snapshotPath: env.ISTHMUS_SNAPSHOT_FILE || undefined,
     log,
   });

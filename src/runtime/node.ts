@@ -9,14 +9,12 @@ import type { ConnectionFacts } from "../app.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts";
 import { createAwsSecrets } from "../secrets/aws.ts";
 import { CachedSecrets, type SecretsProvider } from "../secrets/secrets.ts";
-import { MemoryStore } from "../store/memory.ts";
-import { RedisStore } from "../store/redis.ts";
-import type { Store } from "../store/types.ts";
 import { createLogger, errorMessage, type Logger } from "../util/log.ts";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { compileTable } from "../routing/compile.ts";
 import type { StoreSnapshot } from "../store/types.ts";
 import { loadConfigFile } from "./config-file.ts";
+import { openStore } from "./open-store.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
 export { loadConfigFile };
@@ -73,15 +71,7 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
   const log = opts.log ?? createLogger();
   const config = opts.config ?? (opts.configPath ? await loadConfigFile(opts.configPath) : undefined);
 
-  let store: Store;
-  if (opts.redisUrl) {
-    const redis = new RedisStore({ url: opts.redisUrl, prefix: opts.redisPrefix, onError: () => undefined });
-    await redis.connect().catch((err: unknown) => log.warn("redis not reachable at start; will keep trying", { error: errorMessage(err) }));
-    store = redis;
-  } else {
-    store = new MemoryStore();
-    log.info("using the embedded in-memory store (set ISTHMUS_REDIS_URL to share state between instances)");
-  }
+  const store = await openStore(opts.redisUrl, opts.redisPrefix, log, { level: "info", msg: "using the embedded in-memory store (set ISTHMUS_REDIS_URL to share state between instances)" });
   cleanup.push(() => store.close());
 
   const secrets = new CachedSecrets(opts.secrets ?? createAwsSecrets({ region: opts.secretsRegion }), { refreshMs: opts.secretsRefreshMs ?? 300_000, log });
