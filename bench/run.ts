@@ -1,131 +1,215 @@
-// `npm run bench`: direct calls to an upstream vs the same calls through isthmus, in one run.
-// Throughput with autocannon (50 connections, several rounds, medians) and low-load latency with
-// one connection (sequential requests timed in microseconds). Prints a table and the ratios.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
-import autocannon from "autocannon";
-import { Pool } from "undici";
+// `npm run bench`: one run measuring, on loopback against the same fast upstream (nginx `return 200`):
+// the upstream directly (the limit), nginx as a weighted proxy, @fastify/http-proxy, isthmus with a
+// plain weighted route, and isthmus with everything on (JWT-SVID verification, an authorization
+// policy, sticky choice, metrics flushed to Redis). Throughput and closed-loop latency with wrk,
+// a fixed offered rate with an open-loop client, several rounds, medians; then the startup cost.
+// `npm run bench -- --soak`: 10 minutes at a fixed rate through isthmus-full, RSS every 10 s.
+// It installs nothing: when wrk, nginx or redis-server is missing it says what to install.
+import { cpus, loadavg, totalmem } from "node:os";
+import { readFile } from "node:fs/promises";
+import { request } from "undici";
+import { fixedRate } from "./fixed-rate.ts";
+import { callerIdentity, Fleet, FULL_HOST, freePort, isthmusConfig, missingTools, PLAIN_HOST, type Target } from "./targets.ts";
+import { wrk, type LoadResult } from "./wrk.ts";
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const DURATION_S = Number(process.env.BENCH_DURATION ?? 8);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const LATENCY_REQUESTS = Number(process.env.BENCH_LATENCY_REQUESTS ?? 3000);
-const HOST = "bench.isthmus";
+const num = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
+const ROUNDS = num("BENCH_ROUNDS", 3);
+const DURATION_S = num("BENCH_DURATION", 10);
+const WARMUP_S = num("BENCH_WARMUP", 3);
+const CONNECTIONS = num("BENCH_CONNECTIONS", 50);
+const LOW_DURATION_S = num("BENCH_LOW_DURATION", 5);
+const RATE = num("BENCH_RATE", 3000);
+const RATE_DURATION_S = num("BENCH_RATE_DURATION", 10);
+const SOAK_S = num("BENCH_SOAK_DURATION", 600);
+const SOAK_SAMPLE_S = num("BENCH_SOAK_SAMPLE", 10);
+const SOAK_WARMUP_S = num("BENCH_SOAK_WARMUP", 60);
 
-interface Child {
-  proc: ChildProcess;
-  port: number;
+const args = new Set(process.argv.slice(2));
+const soakMode = args.has("--soak");
+const skipStartup = args.has("--no-startup");
+const only = process.env.BENCH_TARGETS?.split(",");
+
+const missing = missingTools();
+if (missing.length) {
+  console.error(`npm run bench needs tools it does not install. Missing:\n${missing.map((m) => `  - ${m}`).join("\n")}`);
+  process.exit(2);
 }
 
-function startUpstream(): Promise<Child> {
-  const proc = spawn(process.execPath, [join(import.meta.dirname, "upstream.mjs")], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    proc.once("error", reject);
-    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).once("line", (line) => resolve({ proc, port: (JSON.parse(line) as { port: number }).port }));
-  });
-}
+const fleet = await Fleet.create();
+const stop = () => void fleet.stop().finally(() => process.exit(130));
+process.once("SIGINT", stop);
+process.once("SIGTERM", stop);
 
-async function startGateway(upstreamPort: number, port: number): Promise<Child> {
-  const dir = await mkdtemp(join(tmpdir(), "isthmus-bench-"));
-  const config = join(dir, "config.json");
-  await writeFile(
-    config,
-    JSON.stringify({
-      clusters: { east: { endpoint: `http://127.0.0.1:${upstreamPort}`, trustDomain: "east.example" } },
-      routes: {
-        bench: {
-          hostnames: [HOST],
-          authorization: { unauthenticated: true },
-          rules: [{ name: "default", backendRefs: [{ cluster: "east", service: "bench.svc.cluster.local", port: 8080, weight: 90 }, { cluster: "east", service: "bench-canary.svc.cluster.local", port: 8080, weight: 10 }] }],
-        },
-      },
-    }),
-  );
-  const proc = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "..", "src", "runtime", "node-main.ts")], {
-    env: { ...process.env, PORT: String(port), ISTHMUS_CONFIG: config, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "" },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  // Ready when readyz answers 200.
-  for (let i = 0; i < 200; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/_isthmus/readyz`);
-      if (res.ok) return { proc, port };
-    } catch {
-      /* not listening yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("gateway did not become ready");
-}
-
-interface Throughput {
-  rps: number;
-  p50: number;
-  p99: number;
-  max: number;
-  errors: number;
-}
-
-async function load(url: string, headers: Record<string, string>): Promise<Throughput> {
-  const r = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, headers });
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, errors: r.errors + r.non2xx + r.timeouts };
-}
-
-async function lowLoadLatency(origin: string, headers: Record<string, string>): Promise<{ p50us: number; p99us: number }> {
-  const pool = new Pool(origin, { connections: 1 });
-  const times: number[] = [];
-  for (let i = 0; i < LATENCY_REQUESTS + 200; i++) {
-    const t0 = process.hrtime.bigint();
-    const res = await pool.request({ path: "/", method: "GET", headers });
-    await res.body.arrayBuffer();
-    const dt = Number(process.hrtime.bigint() - t0) / 1000;
-    if (i >= 200) times.push(dt); // the first 200 warm up
-  }
-  await pool.close();
-  times.sort((a, b) => a - b);
-  const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))] as number;
-  return { p50us: q(0.5), p99us: q(0.99) };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-function medianOf(rs: Throughput[]): Throughput {
-  return { rps: median(rs.map((r) => r.rps)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)), max: median(rs.map((r) => r.max)), errors: rs.reduce((s, r) => s + r.errors, 0) };
-}
-
-const upstream = await startUpstream();
-const gateway = await startGateway(upstream.port, 18000 + Math.floor(Math.random() * 2000));
-const direct = `http://127.0.0.1:${upstream.port}/`;
-const through = `http://127.0.0.1:${gateway.port}/`;
 try {
-  console.log(`isthmus bench: ${ROUNDS} rounds x ${DURATION_S}s, ${CONNECTIONS} connections, autocannon; ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  // Warm both paths (JIT, connection pools) before measuring.
-  await autocannon({ url: direct, connections: 10, duration: 2 });
-  await autocannon({ url: through, connections: 10, duration: 2, headers: { host: HOST } });
-  const d: Throughput[] = [];
-  const g: Throughput[] = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    d.push(await load(direct, {}));
-    g.push(await load(through, { host: HOST }));
-    console.log(`  round ${i + 1}: direct ${Math.round(d[i]!.rps)} req/s, isthmus ${Math.round(g[i]!.rps)} req/s`);
-  }
-  const dm = medianOf(d);
-  const gm = medianOf(g);
-  const dl = await lowLoadLatency(`http://127.0.0.1:${upstream.port}`, {});
-  const gl = await lowLoadLatency(`http://127.0.0.1:${gateway.port}`, { host: HOST });
-  const row = (name: string, t: Throughput, l: { p50us: number; p99us: number }) =>
-    `| ${name} | ${Math.round(t.rps)} | ${t.p50} | ${t.p99} | ${t.max} | ${t.errors} | ${Math.round(l.p50us)} | ${Math.round(l.p99us)} |`;
-  console.log(`
-| path | req/s (median) | p50 ms | p99 ms | max ms | errors | 1-conn p50 µs | 1-conn p99 µs |
-|---|---:|---:|---:|---:|---:|---:|---:|
-${row("direct to upstream", dm, dl)}
-${row("through isthmus (90/10 route)", gm, gl)}
-
-ratio isthmus / direct throughput: ${(gm.rps / dm.rps).toFixed(3)}
-added p50 at 1 connection: ${Math.round(gl.p50us - dl.p50us)} µs`);
+  const [up, ngx, fst, floor, plain, full, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const id = await callerIdentity();
+  const config = isthmusConfig(up, id.bundle);
+  const upstream = await fleet.upstream(up);
+  const redis = await fleet.redis(redisPort);
+  const [nginxProxy, fastify, nodeFloor, isthmusPlain, isthmusFull] = await Promise.all([
+    fleet.nginxProxy(ngx, up),
+    fleet.fastifyProxy(fst, up),
+    fleet.nodeFloor(floor, up),
+    fleet.isthmus("plain", plain, config, {}),
+    fleet.isthmus("full", full, config, { ISTHMUS_REDIS_URL: `redis://127.0.0.1:${redis.port}` }),
+  ]);
+  const o = (port: number) => `http://127.0.0.1:${port}`;
+  const fullHeaders = { host: FULL_HOST, authorization: `Bearer ${id.token}`, "x-session": "user-4711" };
+  const all: Target[] = [
+    { name: "direct", origin: o(up), headers: {}, pid: upstream.proc.pid ?? 0 },
+    { name: "nginx", origin: o(ngx), headers: {}, pid: nginxProxy.proc.pid ?? 0 },
+    { name: "fastify-proxy", origin: o(fst), headers: {}, pid: fastify.proc.pid ?? 0 },
+    { name: "node-floor", origin: o(floor), headers: {}, pid: nodeFloor.proc.pid ?? 0 },
+    { name: "isthmus-plain", origin: o(plain), headers: { host: PLAIN_HOST }, pid: isthmusPlain.proc.pid ?? 0 },
+    { name: "isthmus-full", origin: o(full), headers: fullHeaders, pid: isthmusFull.proc.pid ?? 0 },
+  ];
+  const targets = only ? all.filter((t) => only.includes(t.name)) : all;
+  await checkTargets(targets);
+  console.log(header());
+  if (soakMode) await soak(all.find((t) => t.name === "isthmus-full") as Target);
+  else await compare(targets);
 } finally {
-  gateway.proc.kill("SIGTERM");
-  upstream.proc.kill("SIGTERM");
+  await fleet.stop();
+}
+if (!soakMode && !skipStartup) {
+  const { formatStartup, measureStartup } = await import("./startup.ts");
+  console.log(`\n${formatStartup(await measureStartup({ log: (s) => console.error(s) }))}`);
+}
+
+function header(): string {
+  const cpu = cpus();
+  return `isthmus bench, ${new Date().toISOString()}: ${cpu.length} CPUs (${cpu[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`;
+}
+
+/** Every target answers 200 with the upstream's body before anything is measured. */
+async function checkTargets(targets: Target[]): Promise<void> {
+  for (const t of targets) {
+    // undici.request, not fetch: fetch may not set Host.
+    const res = await request(`${t.origin}/`, { headers: t.headers });
+    const body = await res.body.text();
+    if (res.statusCode !== 200 || !body.includes('"service":"bench"')) throw new Error(`${t.name} answered ${res.statusCode}: ${body.slice(0, 300)}`);
+  }
+}
+
+async function compare(targets: Target[]): Promise<void> {
+  console.log(`wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s (after ${WARMUP_S}s warm-up) and -c1 -d${LOW_DURATION_S}s; open loop ${RATE} req/s for ${RATE_DURATION_S}s; ${ROUNDS} rounds, order rotated each round`);
+  for (const t of targets) await wrk({ url: `${t.origin}/`, connections: CONNECTIONS, durationS: WARMUP_S, headers: t.headers });
+  const sat = new Map<string, LoadResult[]>();
+  const low = new Map<string, LoadResult[]>();
+  const rate = new Map<string, LoadResult[]>();
+  const push = (m: Map<string, LoadResult[]>, k: string, r: LoadResult) => m.set(k, [...(m.get(k) ?? []), r]);
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target);
+    for (const t of order) {
+      const r = await wrk({ url: `${t.origin}/`, connections: CONNECTIONS, durationS: DURATION_S, headers: t.headers });
+      push(sat, t.name, r);
+      console.error(`  round ${round + 1} ${t.name}: ${Math.round(r.rps)} req/s, p99 ${fmtUs(r.p99us)}`);
+    }
+    for (const t of order) push(low, t.name, await wrk({ url: `${t.origin}/`, connections: 1, durationS: LOW_DURATION_S, headers: t.headers }));
+    for (const t of order.filter((x) => x.name !== "direct")) push(rate, t.name, await fixedRate({ origin: t.origin, ratePerS: RATE, durationS: RATE_DURATION_S, connections: 64, headers: t.headers }));
+  }
+  const med = (m: Map<string, LoadResult[]>, k: string) => medianOf(m.get(k) ?? []);
+  console.log(`
+### Saturation: wrk -c${CONNECTIONS}, medians of ${ROUNDS} rounds
+| target | req/s | p50 | p99 | max | errors | req/s by round |
+|---|---:|---:|---:|---:|---:|---|
+${targets.map((t) => row(t.name, med(sat, t.name), sat.get(t.name) ?? [])).join("\n")}
+
+### Low load: wrk -c1, medians of ${ROUNDS} rounds
+| target | req/s | p50 | p99 | max | errors |
+|---|---:|---:|---:|---:|---:|
+${targets.map((t) => row(t.name, med(low, t.name))).join("\n")}
+
+### Fixed offered rate: ${RATE} req/s open loop, 64 connections, latency from the scheduled send, medians of ${ROUNDS} rounds
+| target | req/s | p50 | p99 | max | errors |
+|---|---:|---:|---:|---:|---:|
+${targets
+  .filter((t) => rate.has(t.name))
+  .map((t) => row(t.name, med(rate, t.name)))
+  .join("\n")}`);
+  const has = (k: string) => sat.has(k);
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
+  const lines: string[] = [];
+  const goal = (what: string, value: number, pass: boolean | null, target: string) =>
+    lines.push(`| ${what} | ${Number.isFinite(value) ? value.toFixed(value >= 10 ? 0 : 3) : "n/a"} | ${target} | ${pass === null ? "" : pass ? "met" : "**not met**"} |`);
+  if (has("isthmus-full") && has("fastify-proxy")) {
+    const v = ratio(med(sat, "isthmus-full").rps, med(sat, "fastify-proxy").rps);
+    goal("isthmus-full / fastify-proxy throughput", v, v >= 1.1, ">= 1.1 (must)");
+  }
+  if (has("isthmus-full") && has("nginx")) {
+    const v = ratio(med(sat, "isthmus-full").rps, med(sat, "nginx").rps);
+    goal("isthmus-full / nginx throughput", v, v >= 0.6, ">= 0.6 (aim)");
+  }
+  if (has("isthmus-full") && has("isthmus-plain")) {
+    const v = ratio(med(sat, "isthmus-full").rps, med(sat, "isthmus-plain").rps);
+    goal("isthmus-full / isthmus-plain throughput", v, v >= 0.9, ">= 0.9");
+  }
+  if (has("isthmus-plain") && has("nginx")) goal("isthmus-plain / nginx throughput", ratio(med(sat, "isthmus-plain").rps, med(sat, "nginx").rps), null, "");
+  if (has("nginx") && has("direct")) goal("nginx / direct throughput", ratio(med(sat, "nginx").rps, med(sat, "direct").rps), null, "");
+  if (has("fastify-proxy") && has("nginx")) goal("fastify-proxy / nginx throughput", ratio(med(sat, "fastify-proxy").rps, med(sat, "nginx").rps), null, "");
+  if (has("node-floor") && has("nginx")) goal("node-floor / nginx throughput (the most any Node proxy reaches here)", ratio(med(sat, "node-floor").rps, med(sat, "nginx").rps), null, "");
+  if (has("isthmus-full") && has("node-floor")) goal("isthmus-full / node-floor throughput", ratio(med(sat, "isthmus-full").rps, med(sat, "node-floor").rps), null, "");
+  if (has("direct")) {
+    for (const t of targets.filter((x) => x.name !== "direct")) {
+      const added = med(low, t.name).p50us - med(low, "direct").p50us;
+      goal(`added p50 over direct at 1 connection, ${t.name} (µs)`, added, t.name === "isthmus-full" ? added <= 150 : null, t.name === "isthmus-full" ? "<= 150 µs" : "");
+    }
+  }
+  if (rate.has("isthmus-full") && rate.has("nginx")) {
+    const v = ratio(med(rate, "isthmus-full").p99us, med(rate, "nginx").p99us);
+    goal(`isthmus-full p99 / nginx p99 at ${RATE} req/s`, v, v <= 1.5, "<= 1.5");
+  }
+  console.log(`
+### Ratios and goals
+| measure | value | goal | |
+|---|---:|---|---|
+${lines.join("\n")}`);
+}
+
+async function soak(t: Target): Promise<void> {
+  console.log(`soak: ${t.name} at ${RATE} req/s open loop for ${SOAK_S}s, RSS every ${SOAK_SAMPLE_S}s (growth measured from the sample at ${SOAK_WARMUP_S}s)`);
+  const samples: Array<{ s: number; rssMiB: number }> = [];
+  const started = performance.now();
+  const sample = async () => samples.push({ s: Math.round((performance.now() - started) / 1000), rssMiB: (await rssKiB(t.pid)) / 1024 });
+  await sample();
+  const timer = setInterval(() => void sample(), SOAK_SAMPLE_S * 1000);
+  let load: LoadResult;
+  try {
+    load = await fixedRate({ origin: t.origin, ratePerS: RATE, durationS: SOAK_S, connections: 64, headers: t.headers });
+  } finally {
+    clearInterval(timer);
+  }
+  await sample();
+  const base = samples.find((x) => x.s >= SOAK_WARMUP_S) ?? samples[0];
+  const last = samples[samples.length - 1];
+  const peak = Math.max(...samples.filter((x) => x.s >= (base?.s ?? 0)).map((x) => x.rssMiB));
+  const growth = base && last ? ((last.rssMiB - base.rssMiB) / base.rssMiB) * 100 : NaN;
+  console.log(`
+### Soak: ${t.name}, ${RATE} req/s for ${SOAK_S}s
+served ${load.requests} requests at ${Math.round(load.rps)} req/s, errors ${load.errors}, p50 ${fmtUs(load.p50us)}, p99 ${fmtUs(load.p99us)}, max ${fmtUs(load.maxUs)}
+
+RSS (MiB) by second: ${samples.map((x) => `${x.s}s ${x.rssMiB.toFixed(1)}`).join(", ")}
+
+RSS after warm-up (${base?.s}s): ${base?.rssMiB.toFixed(1)} MiB; at the end: ${last?.rssMiB.toFixed(1)} MiB; peak after warm-up ${peak.toFixed(1)} MiB
+growth after warm-up: ${growth.toFixed(2)}% (goal <= 5%: ${growth <= 5 ? "met" : "**not met**"})`);
+}
+
+async function rssKiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+}
+
+function medianOf(rs: LoadResult[]): LoadResult {
+  const m = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  return { rps: m(rs.map((r) => r.rps)), p50us: m(rs.map((r) => r.p50us)), p99us: m(rs.map((r) => r.p99us)), maxUs: m(rs.map((r) => r.maxUs)), errors: rs.reduce((s, r) => s + r.errors, 0), requests: rs.reduce((s, r) => s + r.requests, 0) };
+}
+
+function fmtUs(us: number): string {
+  return us >= 10_000 ? `${(us / 1000).toFixed(1)} ms` : us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${Math.round(us)} µs`;
+}
+
+function row(name: string, r: LoadResult, rounds?: LoadResult[]): string {
+  return `| ${name} | ${Math.round(r.rps).toLocaleString("en")} | ${fmtUs(r.p50us)} | ${fmtUs(r.p99us)} | ${fmtUs(r.maxUs)} | ${r.errors} |${rounds ? ` ${rounds.map((x) => Math.round(x.rps)).join(", ")} |` : ""}`;
 }

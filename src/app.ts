@@ -17,7 +17,7 @@ import { PayloadTooLargeError } from "./admin/body.ts";
 import { registerRouteRoutes } from "./admin/routes.ts";
 import { ValidationError } from "./config/errors.ts";
 import { problem, problemType } from "./http/problem.ts";
-import { handleDataPlane, type IdentityDeps, type ResilienceDeps } from "./proxy/forward.ts";
+import { fromWebRequest, handleDataPlane, toWebResponse, type IdentityDeps, type ResilienceDeps } from "./proxy/forward.ts";
 import type { BodySource, UpstreamClient } from "./proxy/upstream.ts";
 import type { RoutingState } from "./routing/routing-state.ts";
 import { ClusterInUseError, IssuerConflictError, PreconditionFailedError, StoreUnavailableError, TrustDomainConflictError, type Store } from "./store/types.ts";
@@ -114,7 +114,7 @@ export function createApp(ports: AppPorts): Hono {
 
   app.all("*", (c) => {
     const conn = ports.connection(c);
-    return handleDataPlane(ports, { request: c.req.raw, url: new URL(c.req.url), clientAddress: conn.clientAddress, proto: conn.proto, body: conn.body, rawQuery: conn.rawQuery });
+    return handleDataPlane(ports, fromWebRequest(c.req.raw, new URL(c.req.url), conn)).then(toWebResponse);
   });
   app.onError(onError);
   return app;

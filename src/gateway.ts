@@ -14,6 +14,7 @@ import { CallerVerifier } from "./identity/verify-caller.ts";
 import { CircuitBreakers } from "./proxy/circuit-breaker.ts";
 import { Limits, type LimitOptions } from "./proxy/limits.ts";
 import { RetryBudgets } from "./proxy/retry-budget.ts";
+import type { DataPlaneDeps } from "./proxy/forward.ts";
 import type { UpstreamClient } from "./proxy/upstream.ts";
 import { RolloutController } from "./rollout/controller.ts";
 import { compileTable } from "./routing/compile.ts";
@@ -76,6 +77,8 @@ export interface GatewayOptions {
 
 export interface Gateway {
   app: Hono;
+  /** The data plane's dependencies (the Node runtime serves data-plane requests below Hono with them). */
+  dataPlane: DataPlaneDeps;
   store: Store;
   routing: RoutingState;
   trust: TrustStore;
@@ -191,15 +194,14 @@ export async function createGateway(ports: GatewayPorts, opts: GatewayOptions = 
     limits: new Limits(opts.limits),
   };
 
+  // What the data plane needs: the Hono app's data plane and the Node runtime's fast path share it.
+  const dataPlane: DataPlaneDeps = { routing, upstream: ports.upstream, log, identity: { verifier, tokens }, metrics: recorder, resilience };
   const app = createApp({
+    ...dataPlane,
+    routing,
     resilience,
     store,
-    routing,
-    upstream: ports.upstream,
-    log,
     adminAuth,
-    identity: { verifier, tokens },
-    metrics: recorder,
     telemetry: { flush: () => flusher.flush(), localMetrics: () => prober.metrics(), probe: (c) => prober.state(c) },
     fetch: ports.fetch,
     trust,
@@ -218,6 +220,7 @@ export async function createGateway(ports: GatewayPorts, opts: GatewayOptions = 
 
   return {
     app,
+    dataPlane,
     store,
     routing,
     trust,

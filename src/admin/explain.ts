@@ -4,7 +4,7 @@ import { ValidationError } from "../config/errors.ts";
 import { bucketOf } from "../routing/choose.ts";
 import { findHostEntry, mismatch, normalizeHost, type RequestFacts } from "../routing/match.ts";
 import type { CompiledBackend } from "../routing/table.ts";
-import { chooseBackend, stickyKey } from "../proxy/forward.ts";
+import { chooseBackend, fromWebRequest, stickyKey } from "../proxy/forward.ts";
 import type { AdminDeps, AdminEnv } from "./deps.ts";
 
 export function registerExplainRoute(app: Hono<AdminEnv>, deps: AdminDeps): void {
@@ -51,8 +51,8 @@ export function registerExplainRoute(app: Hono<AdminEnv>, deps: AdminDeps): void
       if (why !== null) continue;
       const rule = m.rule;
       const request = new Request(url, { method: method === "GET" || method === "HEAD" ? method : "POST", headers });
-      const key = stickyKey(rule, request);
-      const chosen = key !== undefined ? chooseBackend(rule, { request, url, clientAddress: "", proto: "http", body: null }, Math.random) : null;
+      const key = stickyKey(rule, { header: (n) => headers.get(n) });
+      const chosen = key !== undefined ? chooseBackend(rule, fromWebRequest(request, url, { clientAddress: "", proto: "http", body: null }), Math.random) : null;
       return c.json({
         ...base,
         matched: true,

@@ -4,14 +4,13 @@
 import { problem, problemType } from "../http/problem.ts";
 import type { VerifiedCaller } from "../identity/verify-caller.ts";
 import type { CompiledBackend, CompiledMatch, CompiledRule, RoutingTable } from "../routing/table.ts";
-import type { TrafficLabels } from "../telemetry/recorder.ts";
 import { errorMessage } from "../util/log.ts";
 import { chooseAvailable, type Usable } from "./backend-choice.ts";
-import type { DataPlaneDeps, IncomingRequest } from "./forward.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import type { DataPlaneAnswer, DataPlaneDeps, IncomingRequest } from "./forward.ts";
+import { clientResponseHeaders, ROUTE_REVISION_HEADER, upstreamRequestHeaders } from "./headers.ts";
 import { BodyTooLargeError, capped, readAll, RETRY_BODY_LIMIT } from "./request-body.ts";
 import { stickyKey } from "./session-key.ts";
-import { UpstreamError, type UpstreamRequest } from "./upstream.ts";
+import { TryAbort, UpstreamError, type UpstreamEvents, type UpstreamRequest } from "./upstream.ts";
 
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
@@ -22,15 +21,15 @@ export async function exchange(
   match: CompiledMatch,
   caller: VerifiedCaller | null,
   revisionHeader: Record<string, string>,
-): Promise<Response> {
+): Promise<DataPlaneAnswer> {
   const rule = match.rule;
   const r = deps.resilience;
-  const usable: Usable = (b) => (r ? r.breakers.available(b.id) && r.clusterAlive?.(b.cluster) !== false : true);
+  const usable = usableOf(r);
   const random = deps.random ?? Math.random;
-  const key = rule.sticky ? stickyKey(rule, inc.request, inc.claims) : undefined;
+  const key = rule.sticky ? stickyKey(rule, inc, inc.claims) : undefined;
   const limits = r?.limits;
 
-  const lengthHeader = inc.request.headers.get("content-length");
+  const lengthHeader = inc.header("content-length");
   const declared = lengthHeader === null ? NaN : Number(lengthHeader);
   const maxBody = limits?.maxBodyBytes ?? Infinity;
   if (inc.body !== null && declared > maxBody) return tooLarge(maxBody, revisionHeader);
@@ -51,18 +50,20 @@ export async function exchange(
     body = capped(inc.body, maxBody, () => (bodyExceeded = true));
   }
 
-  const host = inc.request.headers.get("host") ?? inc.url.host;
+  // One timer for the whole exchange, and one abort controller per try: the request timeout and
+  // the client going away abort whichever try is current (no AbortSignal.any on the hot path).
   const deadline = performance.now() + rule.requestTimeoutMs;
-  const exchangeCtl = new AbortController();
-  const requestTimer = setTimeout(() => exchangeCtl.abort(new UpstreamError("timeout", `no complete answer within the request timeout of ${rule.requestTimeoutMs}ms`)), rule.requestTimeoutMs);
-  const settle = () => clearTimeout(requestTimer);
+  const clock = new ExchangeClock(rule.requestTimeoutMs);
+  inc.signal.onAbort(() => clock.current?.abort(new UpstreamError("aborted", "the client went away")));
+  const settle = () => clock.settle();
   const maxTries = rule.retry && bodyHeld ? rule.retry.maxTries : 1;
-  const failed = new Set<string>();
+  let failed: Set<string> | undefined;
   let last: { status: number; backend: CompiledBackend | null; failure?: string } | null = null;
 
   // Testers' header override: the rollout's canary whatever its weight.
   const override = rule.rollout?.headerOverride;
-  const forced = override && inc.request.headers.get(override.name) === override.value ? rule.backends.find((b) => b.id === rule.rollout?.canaryId) : undefined;
+  const forced = override && inc.header(override.name) === override.value ? rule.backends.find((b) => b.id === rule.rollout?.canaryId) : undefined;
+  const srcCluster = caller?.cluster ?? "";
 
   for (let attempt = 1; attempt <= maxTries; attempt++) {
     const choice =
@@ -83,60 +84,50 @@ export async function exchange(
       settle();
       return problem({ type: problemType("overloaded"), title: "Overloaded", status: 503, detail: `too many requests in flight to cluster ${backend.cluster}` }, { ...revisionHeader, "retry-after": "1" });
     }
-    let released = false;
-    let delivered = false;
-    const release = () => {
-      if (!released) limits?.release(backend.cluster);
-      released = true;
-    };
+    const tryState = new Attempt(clock, deps, inc, rule, backend.cluster);
+    const release = () => tryState.release();
     // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
     const authorization = caller && deps.identity ? `Bearer ${await deps.identity.tokens.tokenFor(caller.identity, target.trustDomain)}` : undefined;
-    const labels: TrafficLabels = { route_name: rule.route, dst_target_cluster: backend.cluster, dst_target_service: backend.service, src_cluster: caller?.cluster ?? "" };
-    if (rule.rollout && (backend.id === rule.rollout.canaryId || backend.id === rule.rollout.stableId)) {
-      labels.rollout = rule.rollout.name;
-      labels.rollout_role = backend.id === rule.rollout.canaryId ? "canary" : "stable";
-    }
-    deps.metrics?.recordRequest(labels);
+    const series = deps.metrics?.series(rule, backend, srcCluster);
+    if (series) deps.metrics?.recordRequest(series);
     if (attempt === 1) r?.budgets.request(backend.cluster);
     r?.breakers.begin(backend.id);
 
+    const ctl = new TryAbort();
+    clock.current = ctl;
+    if (clock.timedOut) ctl.abort(clock.timeoutError());
+    else if (inc.signal.aborted) ctl.abort(new UpstreamError("aborted", "the client went away"));
     const tryStarted = performance.now();
     const remaining = deadline - tryStarted;
     const tryMs = Math.min(rule.backendTimeoutMs, remaining);
-    const perTry = tryMs < remaining ? new AbortController() : null;
-    const tryTimer = perTry ? setTimeout(() => perTry.abort(new UpstreamError("timeout", `no response headers within backendRequest ${rule.backendTimeoutMs}ms`)), tryMs) : undefined;
-    const signal = AbortSignal.any(perTry ? [exchangeCtl.signal, perTry.signal, inc.request.signal] : [exchangeCtl.signal, inc.request.signal]);
+    let tryTimedOut = false;
+    const tryTimer =
+      tryMs < remaining
+        ? setTimeout(() => {
+            tryTimedOut = true;
+            ctl.abort(new UpstreamError("timeout", `no response headers within backendRequest ${rule.backendTimeoutMs}ms`));
+          }, tryMs)
+        : undefined;
     const canRetry = (idempotentOnly: boolean) =>
-      attempt < maxTries &&
-      !exchangeCtl.signal.aborted &&
-      !inc.request.signal.aborted &&
-      (!idempotentOnly || IDEMPOTENT.has(inc.request.method)) &&
-      (r ? r.budgets.tryRetry(backend.cluster) : true);
+      attempt < maxTries && !clock.timedOut && !inc.signal.aborted && (!idempotentOnly || IDEMPOTENT.has(inc.method)) && (r ? r.budgets.tryRetry(backend.cluster) : true);
     try {
       const res = await deps.upstream.send({
         origin: target.origin,
-        path: `${target.basePath}${inc.url.pathname}${inc.rawQuery ?? inc.url.search}`,
-        method: inc.request.method,
-        headers: upstreamRequestHeaders(inc.request.headers, inc.request.headers.get("connection"), { clientAddress: inc.clientAddress, proto: inc.proto, host, authority: backend.authority, authorization }),
+        path: `${target.basePath}${inc.path}${inc.search}`,
+        method: inc.method,
+        headers: upstreamRequestHeaders(inc.headerList(), inc.header("connection"), { clientAddress: inc.clientAddress, proto: inc.proto, host: inc.host, authority: backend.authority, authorization }),
         body,
-        signal,
+        signal: ctl,
         // A backstop only: the timers above decide.
         headersTimeoutMs: rule.backendTimeoutMs + 1000,
-        onSettled: () => {
-          release();
-          // Only the try whose response went to the client ends the exchange's clock.
-          if (delivered) settle();
-        },
-        onBodyError: (err) => {
-          if (!inc.request.signal.aborted) deps.log.warn("upstream response body failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, failure: err.failure, error: err.message });
-        },
+        events: tryState,
       });
       clearTimeout(tryTimer);
-      deps.metrics?.recordResponse(labels, res.status, performance.now() - tryStarted);
+      if (series) deps.metrics?.recordResponse(series, res.status, performance.now() - tryStarted);
       if (rule.retry?.codes.has(res.status) && canRetry(true)) {
         r?.breakers.failure(backend.id);
-        failed.add(backend.id);
-        await res.body?.cancel().catch(() => undefined);
+        (failed ??= new Set()).add(backend.id);
+        res.body?.discard();
         release();
         await backoff(rule, attempt, deadline, random);
         continue;
@@ -144,13 +135,13 @@ export async function exchange(
       if (res.status >= 500) r?.breakers.failure(backend.id);
       else r?.breakers.success(backend.id);
       const headers = clientResponseHeaders(res.headers, res.connection);
-      for (const [k, v] of Object.entries(revisionHeader)) headers.set(k, v);
-      delivered = true;
+      headers.push(ROUTE_REVISION_HEADER, String(rule.revision));
+      tryState.delivered = true;
       if (res.body === null) {
         release();
         settle();
       }
-      return new Response(res.body, { status: res.status, headers });
+      return { status: res.status, headers, body: res.body };
     } catch (err) {
       clearTimeout(tryTimer);
       release();
@@ -158,10 +149,10 @@ export async function exchange(
         settle();
         return tooLarge(maxBody, revisionHeader);
       }
-      const timedOut = exchangeCtl.signal.aborted || (perTry?.signal.aborted ?? false) || (err instanceof UpstreamError && err.failure === "timeout");
+      const timedOut = clock.timedOut || tryTimedOut || (err instanceof UpstreamError && err.failure === "timeout");
       const failure = timedOut ? "timeout" : err instanceof UpstreamError ? err.failure : "connect";
-      deps.metrics?.recordResponse(labels, timedOut ? 504 : 502, performance.now() - tryStarted);
-      if (inc.request.signal.aborted) r?.breakers.abandon(backend.id);
+      if (series) deps.metrics?.recordResponse(series, timedOut ? 504 : 502, performance.now() - tryStarted);
+      if (inc.signal.aborted) r?.breakers.abandon(backend.id);
       else {
         r?.breakers.failure(backend.id);
         deps.log.warn("upstream request failed", { route: rule.route, rule: rule.name, cluster: backend.cluster, attempt, failure, error: errorMessage(err) });
@@ -169,7 +160,7 @@ export async function exchange(
       last = { status: timedOut ? 504 : 502, backend, failure };
       // A refused connection never reached the upstream: any method may go again. A timeout or reset may have.
       if (canRetry(failure !== "connect")) {
-        failed.add(backend.id);
+        (failed ??= new Set()).add(backend.id);
         await backoff(rule, attempt, deadline, random);
         continue;
       }
@@ -185,12 +176,76 @@ export async function exchange(
           type: problemType("upstream-timeout"),
           title: "Upstream timed out",
           status: 504,
-          detail: exchangeCtl.signal.aborted ? `no answer within the request timeout of ${rule.requestTimeoutMs}ms` : `cluster ${cluster} did not answer within ${rule.backendTimeoutMs}ms`,
+          detail: clock.timedOut ? `no answer within the request timeout of ${rule.requestTimeoutMs}ms` : `cluster ${cluster} did not answer within ${rule.backendTimeoutMs}ms`,
           cluster,
         }
       : { type: problemType("upstream-unavailable"), title: "Upstream unavailable", status: 502, detail: `cluster ${cluster}: ${end.failure ?? "error"}`, cluster },
     revisionHeader,
   );
+}
+
+const usableCache = new WeakMap<object, Usable>();
+const everyBackend: Usable = () => true;
+
+/** Whether a backend may take traffic now: its breaker is closed and its cluster's probe is not failing. Made once per gateway. */
+function usableOf(r: DataPlaneDeps["resilience"]): Usable {
+  if (!r) return everyBackend;
+  let u = usableCache.get(r);
+  if (!u) usableCache.set(r, (u = (b) => r.breakers.available(b.id) && r.clusterAlive?.(b.cluster) !== false));
+  return u;
+}
+
+/** The exchange's one timer (the request timeout) and the try it aborts. */
+class ExchangeClock {
+  current: TryAbort | null = null;
+  timedOut = false;
+  private readonly timer: ReturnType<typeof setTimeout>;
+
+  constructor(readonly timeoutMs: number) {
+    this.timer = setTimeout(onRequestTimeout, timeoutMs, this);
+  }
+
+  timeoutError(): UpstreamError {
+    return new UpstreamError("timeout", `no complete answer within the request timeout of ${this.timeoutMs}ms`);
+  }
+
+  settle(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+function onRequestTimeout(clock: ExchangeClock): void {
+  clock.timedOut = true;
+  clock.current?.abort(clock.timeoutError());
+}
+
+/** One try: holds its in-flight slot until the upstream exchange is over, and hears how it ended. */
+class Attempt implements UpstreamEvents {
+  delivered = false;
+  private released = false;
+
+  constructor(
+    private readonly clock: ExchangeClock,
+    private readonly deps: DataPlaneDeps,
+    private readonly inc: IncomingRequest,
+    private readonly rule: CompiledRule,
+    private readonly cluster: string,
+  ) {}
+
+  release(): void {
+    if (!this.released) this.deps.resilience?.limits?.release(this.cluster);
+    this.released = true;
+  }
+
+  settled(): void {
+    this.release();
+    // Only the try whose response went to the client ends the exchange's clock.
+    if (this.delivered) this.clock.settle();
+  }
+
+  bodyError(err: UpstreamError): void {
+    if (!this.inc.signal.aborted) this.deps.log.warn("upstream response body failed", { route: this.rule.route, rule: this.rule.name, cluster: this.cluster, failure: err.failure, error: err.message });
+  }
 }
 
 /** Exponential backoff with full jitter, never past the request deadline. */

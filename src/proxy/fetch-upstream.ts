@@ -7,7 +7,8 @@
 // take it from the URL), so the upstream sees the endpoint's own host there. The authority the
 // gateway means (service[:port]) travels in `x-isthmus-authority` instead; clients cannot forge
 // it, since every client-sent x-isthmus-* header is dropped (headers.ts).
-import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
+import { headerListOf } from "./headers.ts";
+import { UpstreamError, type UpstreamBody, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
 
 export interface FetchUpstreamOptions {
   /** The fetch to use; default the global one. */
@@ -26,9 +27,11 @@ export function createFetchUpstream(opts: FetchUpstreamOptions = {}): UpstreamCl
       // fetch has no headers timeout of its own: a timer aborts the exchange if none arrive in time.
       const headersCtl = new AbortController();
       const headersTimer = setTimeout(() => headersCtl.abort(new UpstreamError("timeout", `no response headers within ${req.headersTimeoutMs}ms`)), req.headersTimeoutMs);
-      const signal = AbortSignal.any([req.signal, headersCtl.signal]);
+      const signal = AbortSignal.any([req.signal.toSignal(), headersCtl.signal]);
       const headers = new Headers();
-      for (const [name, value] of req.headers) {
+      for (let i = 0; i + 1 < req.headers.length; i += 2) {
+        const name = req.headers[i] as string;
+        const value = req.headers[i + 1] as string;
         if (name === "host") headers.set(AUTHORITY_HEADER, value);
         else headers.append(name, value);
       }
@@ -44,34 +47,39 @@ export function createFetchUpstream(opts: FetchUpstreamOptions = {}): UpstreamCl
           duplex: "half",
         } as RequestInit);
       } catch (err) {
-        req.onSettled?.();
+        req.events?.settled();
         throw classify(err, signal);
       } finally {
         clearTimeout(headersTimer);
       }
-      const pairs: Array<[string, string]> = [...res.headers];
+      const pairs = headerListOf(res.headers);
       const connection = res.headers.get("connection");
       if (res.body === null || req.method === "HEAD" || NO_BODY_STATUS.has(res.status)) {
         await res.body?.cancel().catch(() => undefined);
-        req.onSettled?.();
+        req.events?.settled();
         return { status: res.status, headers: pairs, connection, body: null };
       }
       return {
         status: res.status,
         headers: pairs,
         connection,
-        body: watchBody(res.body, {
-          onEnd: () => req.onSettled?.(),
+        body: webBody(watchBody(res.body, {
+          onEnd: () => req.events?.settled(),
           onError: (err) => {
             const failure = classify(err, signal);
-            req.onBodyError?.(failure);
+            req.events?.bodyError(failure);
             return failure;
           },
-        }),
+        })),
       };
     },
     async close(): Promise<void> {},
   };
+}
+
+/** A web stream as an upstream body. */
+export function webBody(stream: ReadableStream<Uint8Array>): UpstreamBody {
+  return { toWeb: () => stream, discard: () => void stream.cancel().catch(() => undefined) };
 }
 
 /**

@@ -14,7 +14,8 @@ import { exchange } from "./exchange.ts";
 import type { Limits } from "./limits.ts";
 import type { RetryBudgets } from "./retry-budget.ts";
 import { stickyKey } from "./session-key.ts";
-import type { BodySource, UpstreamClient } from "./upstream.ts";
+import { headerListOf, ROUTE_REVISION_HEADER, type HeaderList } from "./headers.ts";
+import type { BodySource, UpstreamBody, UpstreamClient } from "./upstream.ts";
 
 export { stickyKey };
 
@@ -41,39 +42,114 @@ export interface DataPlaneDeps {
   random?: () => number;
 }
 
+/** The client went away: a cheap view that each runtime fills in from what it has. */
+export interface ClientSignal {
+  readonly aborted: boolean;
+  /** Called once when the client goes away (not when the exchange ends normally). */
+  onAbort(cb: () => void): void;
+}
+
+/**
+ * The client's request as the data plane reads it. Runtime-neutral and deliberately small: the Node
+ * runtime fills it in straight from node:http (no web Request, no URL object on the hot path);
+ * Workers and Lambda from a web Request (fromWebRequest).
+ */
 export interface IncomingRequest {
-  request: Request;
-  url: URL;
+  method: string;
+  /** A header by lower-case name (repeated fields joined with ", "), or null. */
+  header(name: string): string | null;
+  /** Every header field as received, for forwarding. */
+  headerList(): HeaderList;
+  /** The Host the client asked for, as sent (port included). */
+  host: string;
+  /** The normalised path, without the query. */
+  path: string;
+  /**
+   * The query exactly as the client sent it ("?a=b" or ""): forwarded byte for byte, since URL
+   * parsing re-encodes some characters and upstreams may sign the query.
+   */
+  search: string;
+  /** A query parameter, decoded (used by query matches only). */
+  query(name: string): string | undefined;
   clientAddress: string;
   proto: "http" | "https";
   /** The request body as the runtime can stream it best, or null when there is none. */
   body: BodySource | null;
-  /**
-   * The query exactly as the client sent it ("?a=b" or ""), when the runtime has it: forwarded
-   * byte for byte, since URL parsing re-encodes some characters and upstreams may sign the query.
-   */
-  rawQuery?: string;
+  signal: ClientSignal;
   /** Verified claims of the caller, when identity is established (used by jwtClaim session keys). */
   claims?: Readonly<Record<string, unknown>>;
 }
 
-export const ROUTE_REVISION_HEADER = "x-isthmus-route-revision";
+/** An answer relayed from an upstream: status, headers for the client, and the body to stream. */
+export interface ProxiedAnswer {
+  status: number;
+  headers: HeaderList;
+  body: UpstreamBody | null;
+}
 
-export function requestFacts(req: Request, url: URL): RequestFacts {
-  const headers = req.headers;
-  let query: URLSearchParams | null = null;
+/** What the data plane answers: the gateway's own (problem) Response, or an upstream's answer to relay. */
+export type DataPlaneAnswer = Response | ProxiedAnswer;
+
+export { ROUTE_REVISION_HEADER };
+
+/** What matching reads of a request (a class: made once per request on the hot path). */
+class Facts implements RequestFacts {
+  readonly host: string;
+  readonly path: string;
+  readonly method: string;
+  constructor(private readonly inc: IncomingRequest) {
+    this.host = normalizeHost(inc.host);
+    this.path = inc.path;
+    this.method = inc.method;
+  }
+  header(name: string): string | undefined {
+    return this.inc.header(name) ?? undefined;
+  }
+  query(name: string): string | undefined {
+    return this.inc.query(name);
+  }
+}
+
+export function requestFacts(inc: IncomingRequest): RequestFacts {
+  return new Facts(inc);
+}
+
+/** The data plane's view of a web Request (Workers, Lambda, and the Node runtime's general path). */
+export function fromWebRequest(request: Request, url: URL, conn: { clientAddress: string; proto: "http" | "https"; body: BodySource | null; rawQuery?: string }): IncomingRequest {
+  const headers = request.headers;
+  let params: URLSearchParams | null = null;
+  const signal = request.signal;
   return {
-    host: normalizeHost(headers.get("host") ?? url.host),
+    method: request.method,
+    header: (n) => headers.get(n),
+    headerList: () => headerListOf(headers),
+    host: headers.get("host") ?? url.host,
     path: url.pathname,
-    method: req.method,
-    header: (n) => headers.get(n) ?? undefined,
-    query: (n) => (query ??= url.searchParams).get(n) ?? undefined,
+    search: conn.rawQuery ?? url.search,
+    query: (n) => (params ??= url.searchParams).get(n) ?? undefined,
+    clientAddress: conn.clientAddress,
+    proto: conn.proto,
+    body: conn.body,
+    signal: {
+      get aborted() {
+        return signal.aborted;
+      },
+      onAbort: (cb) => signal.addEventListener("abort", cb, { once: true }),
+    },
   };
 }
 
-export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest): Promise<Response> {
+/** A web Response for an answer (the Hono app's data plane). */
+export function toWebResponse(answer: DataPlaneAnswer): Response {
+  if (answer instanceof Response) return answer;
+  const headers = new Headers();
+  for (let i = 0; i + 1 < answer.headers.length; i += 2) headers.append(answer.headers[i] as string, answer.headers[i + 1] as string);
+  return new Response(answer.body ? answer.body.toWeb() : null, { status: answer.status, headers });
+}
+
+export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest): Promise<DataPlaneAnswer> {
   const table = deps.routing.current;
-  const facts = requestFacts(inc.request, inc.url);
+  const facts = requestFacts(inc);
   const match = matchRequest(table, facts);
   if (!match) {
     return problem({
@@ -94,7 +170,7 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
         { ...revisionHeader, "www-authenticate": 'Bearer realm="isthmus"' },
       );
     }
-    const verified = await deps.identity.verifier.verify(inc.request.headers.get("authorization"));
+    const verified = await deps.identity.verifier.verify(inc.header("authorization"));
     if (!verified.ok) {
       deps.metrics?.recordDenied(rule.route, "unauthenticated");
       deps.log.info("caller refused: 401", { route: rule.route, reason: verified.reason, ...(verified.tokenId ? { token: verified.tokenId } : {}) });
@@ -110,14 +186,14 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
       deps.log.info("caller refused: 403", { route: rule.route, identity: caller.identity, token: caller.tokenId });
       return problem({ type: problemType("forbidden"), title: "Forbidden", status: 403, detail: `${caller.identity} is not admitted by route ${rule.route}` }, revisionHeader);
     }
-    inc = { ...inc, claims: caller.claims };
+    inc.claims = caller.claims;
   }
   return exchange(deps, table, inc, match, caller, revisionHeader);
 }
 
 /** Sticky or weighted choice over the configured weights, ignoring availability (explain uses it). */
 export function chooseBackend(rule: CompiledRule, inc: IncomingRequest, random: () => number): CompiledBackend | null {
-  const key = rule.sticky ? stickyKey(rule, inc.request, inc.claims) : undefined;
+  const key = rule.sticky ? stickyKey(rule, inc, inc.claims) : undefined;
   const i = rule.sticky && key !== undefined ? rule.sticky.pick(key) : pickWeighted(rule.backends, random());
   return i >= 0 ? (rule.backends[i] ?? null) : null;
 }

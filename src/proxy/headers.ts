@@ -20,7 +20,14 @@ const HOP_BY_HOP = new Set([
 /** Set by the gateway itself; a client must not be able to forge them. */
 const SPOOFABLE = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "forwarded", "host"]);
 
-export type HeaderPairs = Array<[string, string]>;
+/**
+ * A header list as node:http and undici hold it: [name, value, name, value, ...]. The data plane
+ * passes headers in this form end to end, so no pair arrays are built per request.
+ */
+export type HeaderList = string[];
+
+/** Tells which route revision answered (every data-plane answer carries it). */
+export const ROUTE_REVISION_HEADER = "x-isthmus-route-revision";
 
 export interface ForwardingFacts {
   clientAddress: string;
@@ -44,34 +51,49 @@ function connectionTokens(value: string | undefined | null): Set<string> {
   return out;
 }
 
-/** Builds the upstream request headers from the client's, as name/value pairs (lower-case names). */
-export function upstreamRequestHeaders(incoming: Iterable<[string, string]>, connection: string | null | undefined, f: ForwardingFacts): HeaderPairs {
-  const extra = connectionTokens(connection);
-  const out: HeaderPairs = [];
-  for (const [rawName, value] of incoming) {
-    const name = rawName.toLowerCase();
-    if (HOP_BY_HOP.has(name) || SPOOFABLE.has(name) || extra.has(name) || name.startsWith("x-isthmus-")) continue;
+/** Builds the upstream request headers from the client's (lower-case names). */
+export function upstreamRequestHeaders(incoming: HeaderList, connection: string | null | undefined, f: ForwardingFacts): HeaderList {
+  const extra = connection ? connectionTokens(connection) : null;
+  const out: HeaderList = [];
+  for (let i = 0; i + 1 < incoming.length; i += 2) {
+    const name = (incoming[i] as string).toLowerCase();
+    if (HOP_BY_HOP.has(name) || SPOOFABLE.has(name) || extra?.has(name) || name.startsWith("x-isthmus-")) continue;
     if (f.authorization !== undefined && name === "authorization") continue;
-    out.push([name, value]);
+    out.push(name, incoming[i + 1] as string);
   }
-  if (f.authorization !== undefined) out.push(["authorization", f.authorization]);
-  out.push(["host", f.authority]);
-  out.push(["x-forwarded-for", f.clientAddress]);
-  out.push(["x-forwarded-proto", f.proto]);
-  out.push(["x-forwarded-host", f.host]);
-  out.push(["forwarded", `for=${forwardedNode(f.clientAddress)};host=${quoteIfNeeded(f.host)};proto=${f.proto}`]);
+  if (f.authorization !== undefined) out.push("authorization", f.authorization);
+  out.push(
+    "host",
+    f.authority,
+    "x-forwarded-for",
+    f.clientAddress,
+    "x-forwarded-proto",
+    f.proto,
+    "x-forwarded-host",
+    f.host,
+    "forwarded",
+    `for=${forwardedNode(f.clientAddress)};host=${quoteIfNeeded(f.host)};proto=${f.proto}`,
+  );
   return out;
 }
 
 /** Copies upstream response headers for the client, minus hop-by-hop ones. */
-export function clientResponseHeaders(upstream: Iterable<[string, string]>, connection: string | null | undefined): Headers {
-  const extra = connectionTokens(connection);
-  const out = new Headers();
-  for (const [rawName, value] of upstream) {
-    const name = rawName.toLowerCase();
-    if (HOP_BY_HOP.has(name) || extra.has(name)) continue;
-    out.append(name, value);
+export function clientResponseHeaders(upstream: HeaderList, connection: string | null | undefined): HeaderList {
+  const extra = connection ? connectionTokens(connection) : null;
+  const out: HeaderList = [];
+  for (let i = 0; i + 1 < upstream.length; i += 2) {
+    const name = (upstream[i] as string).toLowerCase();
+    // The gateway sets the route revision itself.
+    if (HOP_BY_HOP.has(name) || extra?.has(name) || name === ROUTE_REVISION_HEADER) continue;
+    out.push(name, upstream[i + 1] as string);
   }
+  return out;
+}
+
+/** A header list from web Headers. */
+export function headerListOf(headers: Headers): HeaderList {
+  const out: HeaderList = [];
+  headers.forEach((v, k) => void out.push(k, v));
   return out;
 }
 

@@ -1,11 +1,11 @@
 // Session keys for sticky choice: the first of the rule's keys present on the request.
 import type { CompiledRule } from "../routing/table.ts";
 
-export function stickyKey(rule: CompiledRule, req: Request, claims?: Readonly<Record<string, unknown>>): string | undefined {
+export function stickyKey(rule: CompiledRule, req: { header(name: string): string | null }, claims?: Readonly<Record<string, unknown>>): string | undefined {
   for (const k of rule.sessionKeys) {
     let v: string | undefined;
-    if ("header" in k) v = req.headers.get(k.header) ?? undefined;
-    else if ("cookie" in k) v = cookieValue(req.headers.get("cookie"), k.cookie);
+    if ("header" in k) v = req.header(k.header) ?? undefined;
+    else if ("cookie" in k) v = cookieValue(req.header("cookie"), k.cookie);
     else {
       const c = claims?.[k.jwtClaim];
       v = typeof c === "string" || typeof c === "number" ? String(c) : undefined;

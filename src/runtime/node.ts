@@ -1,9 +1,9 @@
 // The Node.js runtime: one process serving the Hono app with undici upstreams and either the
 // embedded store or Redis. The only module (with node-main.ts and node-upstream.ts) that knows it runs on Node.
-import type { IncomingMessage, Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { serve, type HttpBindings } from "@hono/node-server";
+import { getRequestListener, type HttpBindings } from "@hono/node-server";
 import type { Context } from "hono";
 import type { ConnectionFacts } from "../app.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts";
@@ -15,6 +15,7 @@ import { compileTable } from "../routing/compile.ts";
 import type { StoreSnapshot } from "../store/types.ts";
 import { loadConfigFile } from "./config-file.ts";
 import { openStore } from "./open-store.ts";
+import { createNodeDataPlane, takes } from "./node-data-plane.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
 export { loadConfigFile };
@@ -110,24 +111,30 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
   cleanup.push(() => timers.forEach((t) => clearInterval(t)));
   void gw.tasks.probeClusters();
 
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve(
-      {
-        fetch: gw.app.fetch,
-        port: opts.port ?? 8080,
-        hostname: opts.hostname,
-        serverOptions: {
-          maxHeaderSize: opts.maxHeaderBytes ?? 16_384,
-          // Slow clients must send their headers in time (checked every second, so a slowloris
-          // client is cut within about 11 s); keep-alive outlives typical LB idle timeouts.
-          headersTimeout: 10_000,
-          requestTimeout: 0,
-          keepAliveTimeout: 65_000,
-          connectionsCheckingInterval: 1_000,
-        },
-      },
-      () => resolve(s as Server),
-    );
+  // Data-plane requests go below Hono (node-data-plane.ts); the Hono app serves the rest.
+  const honoListener = getRequestListener(gw.app.fetch);
+  const dataPlane = createNodeDataPlane(gw.dataPlane, log);
+  const server = createServer(
+    {
+      maxHeaderSize: opts.maxHeaderBytes ?? 16_384,
+      // Slow clients must send their headers in time (checked every second, so a slowloris
+      // client is cut within about 11 s); keep-alive outlives typical LB idle timeouts.
+      headersTimeout: 10_000,
+      requestTimeout: 0,
+      keepAliveTimeout: 65_000,
+      connectionsCheckingInterval: 1_000,
+    },
+    (req, res) => {
+      if (takes(req)) dataPlane(req, res);
+      else void honoListener(req, res);
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 8080, opts.hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   const port = (server.address() as AddressInfo).port;
   const host = opts.hostname && opts.hostname !== "0.0.0.0" ? opts.hostname : "127.0.0.1";

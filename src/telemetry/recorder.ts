@@ -2,6 +2,7 @@
 // drained by the flusher and added to the store, so counters add up across the whole fleet.
 // Label values come only from configuration and verified identities (route names, cluster names,
 // services, status codes): request data (hosts, paths, headers) never becomes a label.
+import type { CompiledBackend, CompiledRule } from "../routing/table.ts";
 import { LATENCY_BUCKETS_MS, seriesKey, type Labels, type MetricBatch } from "./metric-batch.ts";
 
 export interface TrafficLabels {
@@ -20,6 +21,48 @@ function traffic(l: TrafficLabels): Record<string, string> {
   return out;
 }
 
+/**
+ * The series of one traffic label set, with their keys computed once: the hot path records into
+ * it without building label objects or series keys per request.
+ */
+export class TrafficSeries {
+  readonly labels: Record<string, string>;
+  readonly requestKey: string;
+  readonly latencyKey: string;
+  readonly requestValueKey: string;
+  /** The batch's value keys of the latency histogram: one per bucket (+Inf last), sum and count. */
+  readonly latencyValueKeys: { buckets: string[]; sum: string; count: string };
+  private readonly byStatus = new Map<number, { key: string; valueKey: string; labels: Labels }>();
+
+  constructor(l: TrafficLabels) {
+    this.labels = traffic(l);
+    this.requestKey = seriesKey("request_total", this.labels);
+    this.latencyKey = seriesKey("response_latency_ms", this.labels);
+    this.latencyValueKeys = histogramKeys(this.latencyKey);
+    this.requestValueKey = `${this.requestKey}\t`;
+  }
+
+  /** The response_total series of a status code (at most 501 per label set: codes 100..599 and "0"). */
+  response(status: number): { key: string; valueKey: string; labels: Labels } {
+    const code = status >= 100 && status <= 599 ? status : 0;
+    let hit = this.byStatus.get(code);
+    if (!hit) {
+      const labels = { ...this.labels, classification: code >= 500 || code === 0 ? "failure" : "success", status_code: String(code) };
+      const key = seriesKey("response_total", labels);
+      hit = { key, valueKey: `${key}\t`, labels };
+      this.byStatus.set(code, hit);
+    }
+    return hit;
+  }
+}
+
+/** The value keys of a histogram series in a batch (non-cumulative buckets, +Inf last, sum, count). */
+function histogramKeys(key: string): { buckets: string[]; sum: string; count: string } {
+  const buckets: string[] = [];
+  for (let i = 0; i <= LATENCY_BUCKETS_MS.length; i++) buckets.push(`${key}\tb${i}`);
+  return { buckets, sum: `${key}\tsum`, count: `${key}\tcount` };
+}
+
 /** Bound on distinct series held in memory; beyond it new series are dropped and counted. */
 export const MAX_SERIES = 20_000;
 
@@ -28,15 +71,40 @@ export class MetricsRecorder {
   private seriesCount = 0;
   droppedSamples = 0;
 
-  recordRequest(l: TrafficLabels): void {
-    this.inc("request_total", traffic(l));
+  private readonly seriesByBackend = new WeakMap<CompiledBackend, Map<string, TrafficSeries>>();
+
+  /**
+   * The traffic series of a backend of a rule for a caller's cluster, kept with the compiled backend
+   * (a new routing table brings new backends, and the old entries go with the old table).
+   */
+  series(rule: CompiledRule, backend: CompiledBackend, srcCluster: string): TrafficSeries {
+    let byCaller = this.seriesByBackend.get(backend);
+    if (!byCaller) this.seriesByBackend.set(backend, (byCaller = new Map()));
+    let s = byCaller.get(srcCluster);
+    if (!s) {
+      const l: TrafficLabels = { route_name: rule.route, dst_target_cluster: backend.cluster, dst_target_service: backend.service, src_cluster: srcCluster };
+      const ro = rule.rollout;
+      if (ro && (backend.id === ro.canaryId || backend.id === ro.stableId)) {
+        l.rollout = ro.name;
+        l.rollout_role = backend.id === ro.canaryId ? "canary" : "stable";
+      }
+      // Caller clusters are registered clusters (verified identities only), so this map stays small.
+      s = new TrafficSeries(l);
+      byCaller.set(srcCluster, s);
+    }
+    return s;
   }
 
-  recordResponse(l: TrafficLabels, status: number, latencyMs: number): void {
-    const base = traffic(l);
-    const code = status >= 100 && status <= 599 ? String(status) : "0";
-    this.inc("response_total", { ...base, classification: status >= 500 || status === 0 ? "failure" : "success", status_code: code });
-    this.observe("response_latency_ms", base, latencyMs);
+  recordRequest(l: TrafficLabels | TrafficSeries): void {
+    const s = l instanceof TrafficSeries ? l : new TrafficSeries(l);
+    this.incKey("request_total", s.requestKey, s.labels, 1, s.requestValueKey);
+  }
+
+  recordResponse(l: TrafficLabels | TrafficSeries, status: number, latencyMs: number): void {
+    const s = l instanceof TrafficSeries ? l : new TrafficSeries(l);
+    const r = s.response(status);
+    this.incKey("response_total", r.key, r.labels, 1, r.valueKey);
+    this.observeKey("response_latency_ms", s.latencyKey, s.labels, latencyMs, s.latencyValueKeys);
   }
 
   /** A caller refused before any upstream call: counted explicitly, never as success. */
@@ -45,23 +113,32 @@ export class MetricsRecorder {
   }
 
   inc(name: string, labels: Labels, by = 1): void {
-    const key = this.series(name, "counter", labels);
+    this.incKey(name, seriesKey(name, labels), labels, by);
+  }
+
+  private incKey(name: string, seriesId: string, labels: Labels, by = 1, valueKey?: string): void {
+    const key = this.register(name, "counter", seriesId, labels);
     if (key === null) return;
-    const f = `${key}\t`;
+    const f = valueKey ?? `${key}\t`;
     this.batch.values[f] = (this.batch.values[f] ?? 0) + by;
   }
 
   observe(name: string, labels: Labels, value: number): void {
-    const key = this.series(name, "histogram", labels);
+    this.observeKey(name, seriesKey(name, labels), labels, value);
+  }
+
+  private observeKey(name: string, seriesId: string, labels: Labels, value: number, precomputed?: TrafficSeries["latencyValueKeys"]): void {
+    const key = this.register(name, "histogram", seriesId, labels);
     if (key === null) return;
     const v = this.batch.values;
     let i = 0;
     while (i < LATENCY_BUCKETS_MS.length && value > (LATENCY_BUCKETS_MS[i] as number)) i++;
     // Buckets are stored non-cumulative; exposition accumulates. Index = bucket count means +Inf.
-    const b = `${key}\tb${i}`;
+    const keys = precomputed ?? histogramKeys(key);
+    const b = keys.buckets[i] as string;
     v[b] = (v[b] ?? 0) + 1;
-    v[`${key}\tsum`] = (v[`${key}\tsum`] ?? 0) + value;
-    v[`${key}\tcount`] = (v[`${key}\tcount`] ?? 0) + 1;
+    v[keys.sum] = (v[keys.sum] ?? 0) + value;
+    v[keys.count] = (v[keys.count] ?? 0) + 1;
   }
 
   /** Takes everything recorded since the last drain. */
@@ -72,8 +149,7 @@ export class MetricsRecorder {
     return out;
   }
 
-  private series(name: string, kind: "counter" | "histogram", labels: Labels): string | null {
-    const key = seriesKey(name, labels);
+  private register(name: string, kind: "counter" | "histogram", key: string, labels: Labels): string | null {
     if (!(key in this.batch.series)) {
       if (this.seriesCount >= MAX_SERIES) {
         this.droppedSamples += 1;

@@ -401,7 +401,15 @@ describe("streaming bodies both ways", () => {
     const release = deferred();
     const events: string[] = [];
     east.setBehaviour({ stream: { chunks: 4, chunkBytes: 32, holdAfterFirst: release.promise } });
-    const finished = new Promise<void>((resolve) => east.events.once("finished", () => resolve()));
+    // Only this request's end counts: the previous test's upstream response may report its own end late.
+    const finished = new Promise<void>((resolve) => {
+      const onFinished = (req: { url?: string }) => {
+        if (!req.url?.includes("/sse")) return;
+        east.events.off("finished", onFinished);
+        resolve();
+      };
+      east.events.on("finished", onFinished);
+    });
     void finished.then(() => events.push("upstream:finished"));
     // Safety valve: if the gateway buffers the response, nothing reaches the client until the
     // upstream is released; release it eventually so the ordering assertion fails instead of hanging.
