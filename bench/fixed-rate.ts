@@ -1,6 +1,8 @@
-// An open-loop load at a fixed offered rate (what wrk2 or autocannon --overallRate do), with
-// latencies in microseconds measured from each request's scheduled send time, so a stall shows up
-// in the percentiles instead of silently lowering the rate (coordinated omission).
+// An open-loop load at a fixed offered rate (what wrk2 or autocannon --overallRate do): requests
+// leave on schedule whether or not earlier ones have answered, so a slow target cannot slow the
+// load down. Latency is timed in microseconds from each request's actual send (Node's timers fire
+// about every millisecond, so timing from the ideal schedule would measure the generator's own
+// timer lag). The first second warms up (connections open) and is not counted.
 import { Pool } from "undici";
 import type { LoadResult } from "./wrk.ts";
 
@@ -12,9 +14,12 @@ export interface FixedRateOptions {
   headers?: Record<string, string>;
 }
 
+const WARMUP_S = 1;
+
 export async function fixedRate(o: FixedRateOptions): Promise<LoadResult> {
   const pool = new Pool(o.origin, { connections: o.connections, pipelining: 1, keepAliveTimeout: 60_000 });
-  const total = Math.round(o.ratePerS * o.durationS);
+  const total = Math.round(o.ratePerS * (o.durationS + WARMUP_S));
+  const counted = Math.round(o.ratePerS * WARMUP_S);
   const latencies = new Float64Array(total);
   let done = 0;
   let errors = 0;
@@ -22,32 +27,35 @@ export async function fixedRate(o: FixedRateOptions): Promise<LoadResult> {
   const start = performance.now();
   const intervalMs = 1000 / o.ratePerS;
   await new Promise<void>((resolve) => {
-    const send = (scheduled: number, i: number) => {
+    const send = (i: number) => {
+      const sentAt = performance.now();
       pool
         .request({ path: "/", method: "GET", headers: o.headers })
         .then(async (res) => {
           await res.body.dump();
-          if (res.statusCode < 200 || res.statusCode >= 300) errors++;
+          if (i >= counted && (res.statusCode < 200 || res.statusCode >= 300)) errors++;
         })
-        .catch(() => errors++)
+        .catch(() => {
+          if (i >= counted) errors++;
+        })
         .finally(() => {
-          latencies[i] = (performance.now() - scheduled) * 1000;
+          latencies[i] = (performance.now() - sentAt) * 1000;
           if (++done === total) resolve();
         });
     };
     const tick = () => {
       const now = performance.now();
       while (sent < total && start + sent * intervalMs <= now) {
-        send(start + sent * intervalMs, sent);
+        send(sent);
         sent++;
       }
       if (sent < total) setTimeout(tick, 1);
     };
     tick();
   });
-  const elapsedS = (performance.now() - start) / 1000;
+  const elapsedS = (performance.now() - start) / 1000 - WARMUP_S;
   await pool.close();
-  const sorted = Array.from(latencies).sort((a, b) => a - b);
+  const sorted = Array.from(latencies.subarray(counted)).sort((a, b) => a - b);
   const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-  return { rps: total / elapsedS, p50us: q(0.5), p99us: q(0.99), maxUs: sorted[sorted.length - 1] as number, errors, requests: total };
+  return { rps: sorted.length / elapsedS, p50us: q(0.5), p99us: q(0.99), maxUs: sorted[sorted.length - 1] as number, errors, requests: sorted.length };
 }

@@ -9,7 +9,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { readFile } from "node:fs/promises";
 import { request } from "undici";
 import { fixedRate } from "./fixed-rate.ts";
-import { callerIdentity, Fleet, FULL_HOST, freePort, isthmusConfig, missingTools, PLAIN_HOST, type Target } from "./targets.ts";
+import { buildIsthmus, callerIdentity, Fleet, FULL_HOST, freePort, isthmusConfig, missingTools, PLAIN_HOST, type Target } from "./targets.ts";
 import { wrk, type LoadResult } from "./wrk.ts";
 
 const num = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
@@ -21,6 +21,8 @@ const LOW_DURATION_S = num("BENCH_LOW_DURATION", 5);
 const RATE = num("BENCH_RATE", 3000);
 const RATE_DURATION_S = num("BENCH_RATE_DURATION", 10);
 const SOAK_S = num("BENCH_SOAK_DURATION", 600);
+// About half of what isthmus-full serves at saturation here, as the research's soak goal asks.
+const SOAK_RATE = num("BENCH_SOAK_RATE", 2000);
 const SOAK_SAMPLE_S = num("BENCH_SOAK_SAMPLE", 10);
 const SOAK_WARMUP_S = num("BENCH_SOAK_WARMUP", 60);
 
@@ -35,6 +37,7 @@ if (missing.length) {
   process.exit(2);
 }
 
+buildIsthmus();
 const fleet = await Fleet.create();
 const stop = () => void fleet.stop().finally(() => process.exit(130));
 process.once("SIGINT", stop);
@@ -103,18 +106,22 @@ async function compare(targets: Target[]): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target);
     for (const t of order) {
+      const cpu0 = await cpuSeconds(t.pid);
       const r = await wrk({ url: `${t.origin}/`, connections: CONNECTIONS, durationS: DURATION_S, headers: t.headers });
+      r.cpuUsPerRequest = r.requests > 0 ? (((await cpuSeconds(t.pid)) - cpu0) * 1e6) / r.requests : NaN;
       push(sat, t.name, r);
-      console.error(`  round ${round + 1} ${t.name}: ${Math.round(r.rps)} req/s, p99 ${fmtUs(r.p99us)}`);
+      console.error(`  round ${round + 1} ${t.name}: ${Math.round(r.rps)} req/s, p99 ${fmtUs(r.p99us)}, ${r.cpuUsPerRequest.toFixed(0)} CPU µs per request`);
     }
     for (const t of order) push(low, t.name, await wrk({ url: `${t.origin}/`, connections: 1, durationS: LOW_DURATION_S, headers: t.headers }));
-    for (const t of order.filter((x) => x.name !== "direct")) push(rate, t.name, await fixedRate({ origin: t.origin, ratePerS: RATE, durationS: RATE_DURATION_S, connections: 64, headers: t.headers }));
+    for (const t of order) push(rate, t.name, await fixedRate({ origin: t.origin, ratePerS: RATE, durationS: RATE_DURATION_S, connections: 64, headers: t.headers }));
   }
   const med = (m: Map<string, LoadResult[]>, k: string) => medianOf(m.get(k) ?? []);
   console.log(`
 ### Saturation: wrk -c${CONNECTIONS}, medians of ${ROUNDS} rounds
-| target | req/s | p50 | p99 | max | errors | req/s by round |
-|---|---:|---:|---:|---:|---:|---|
+"CPU µs/req" is the proxy process's own CPU time (user + system, workers included) per request served: on two
+shared cores it says what each proxy costs, where req/s also depends on what wrk and the upstream got of the CPU.
+| target | req/s | p50 | p99 | max | errors | CPU µs/req | req/s by round |
+|---|---:|---:|---:|---:|---:|---:|---|
 ${targets.map((t) => row(t.name, med(sat, t.name), sat.get(t.name) ?? [])).join("\n")}
 
 ### Low load: wrk -c1, medians of ${ROUNDS} rounds
@@ -122,7 +129,7 @@ ${targets.map((t) => row(t.name, med(sat, t.name), sat.get(t.name) ?? [])).join(
 |---|---:|---:|---:|---:|---:|
 ${targets.map((t) => row(t.name, med(low, t.name))).join("\n")}
 
-### Fixed offered rate: ${RATE} req/s open loop, 64 connections, latency from the scheduled send, medians of ${ROUNDS} rounds
+### Fixed offered rate: ${RATE} req/s open loop (bench/fixed-rate.ts, 64 connections), medians of ${ROUNDS} rounds; "direct" is the load generator's own floor
 | target | req/s | p50 | p99 | max | errors |
 |---|---:|---:|---:|---:|---:|
 ${targets
@@ -145,12 +152,16 @@ ${targets
   if (has("isthmus-full") && has("isthmus-plain")) {
     const v = ratio(med(sat, "isthmus-full").rps, med(sat, "isthmus-plain").rps);
     goal("isthmus-full / isthmus-plain throughput", v, v >= 0.9, ">= 0.9");
+    goal("isthmus-plain / isthmus-full CPU per request", ratio(med(sat, "isthmus-plain").cpuUsPerRequest ?? NaN, med(sat, "isthmus-full").cpuUsPerRequest ?? NaN), null, "(the same ratio, in the gateway's own CPU)");
   }
   if (has("isthmus-plain") && has("nginx")) goal("isthmus-plain / nginx throughput", ratio(med(sat, "isthmus-plain").rps, med(sat, "nginx").rps), null, "");
   if (has("nginx") && has("direct")) goal("nginx / direct throughput", ratio(med(sat, "nginx").rps, med(sat, "direct").rps), null, "");
   if (has("fastify-proxy") && has("nginx")) goal("fastify-proxy / nginx throughput", ratio(med(sat, "fastify-proxy").rps, med(sat, "nginx").rps), null, "");
   if (has("node-floor") && has("nginx")) goal("node-floor / nginx throughput (the most any Node proxy reaches here)", ratio(med(sat, "node-floor").rps, med(sat, "nginx").rps), null, "");
   if (has("isthmus-full") && has("node-floor")) goal("isthmus-full / node-floor throughput", ratio(med(sat, "isthmus-full").rps, med(sat, "node-floor").rps), null, "");
+  for (const other of ["nginx", "fastify-proxy", "node-floor"]) {
+    if (has("isthmus-full") && has(other)) goal(`${other} / isthmus-full CPU per request`, ratio(med(sat, other).cpuUsPerRequest ?? NaN, med(sat, "isthmus-full").cpuUsPerRequest ?? NaN), null, "(throughput per CPU, isthmus-full against it)");
+  }
   if (has("direct")) {
     for (const t of targets.filter((x) => x.name !== "direct")) {
       const added = med(low, t.name).p50us - med(low, "direct").p50us;
@@ -169,7 +180,7 @@ ${lines.join("\n")}`);
 }
 
 async function soak(t: Target): Promise<void> {
-  console.log(`soak: ${t.name} at ${RATE} req/s open loop for ${SOAK_S}s, RSS every ${SOAK_SAMPLE_S}s (growth measured from the sample at ${SOAK_WARMUP_S}s)`);
+  console.log(`soak: ${t.name} at ${SOAK_RATE} req/s open loop for ${SOAK_S}s, RSS every ${SOAK_SAMPLE_S}s (growth measured from the sample at ${SOAK_WARMUP_S}s)`);
   const samples: Array<{ s: number; rssMiB: number }> = [];
   const started = performance.now();
   const sample = async () => samples.push({ s: Math.round((performance.now() - started) / 1000), rssMiB: (await rssKiB(t.pid)) / 1024 });
@@ -177,7 +188,7 @@ async function soak(t: Target): Promise<void> {
   const timer = setInterval(() => void sample(), SOAK_SAMPLE_S * 1000);
   let load: LoadResult;
   try {
-    load = await fixedRate({ origin: t.origin, ratePerS: RATE, durationS: SOAK_S, connections: 64, headers: t.headers });
+    load = await fixedRate({ origin: t.origin, ratePerS: SOAK_RATE, durationS: SOAK_S, connections: 64, headers: t.headers });
   } finally {
     clearInterval(timer);
   }
@@ -187,13 +198,31 @@ async function soak(t: Target): Promise<void> {
   const peak = Math.max(...samples.filter((x) => x.s >= (base?.s ?? 0)).map((x) => x.rssMiB));
   const growth = base && last ? ((last.rssMiB - base.rssMiB) / base.rssMiB) * 100 : NaN;
   console.log(`
-### Soak: ${t.name}, ${RATE} req/s for ${SOAK_S}s
+### Soak: ${t.name}, ${SOAK_RATE} req/s for ${SOAK_S}s
 served ${load.requests} requests at ${Math.round(load.rps)} req/s, errors ${load.errors}, p50 ${fmtUs(load.p50us)}, p99 ${fmtUs(load.p99us)}, max ${fmtUs(load.maxUs)}
 
 RSS (MiB) by second: ${samples.map((x) => `${x.s}s ${x.rssMiB.toFixed(1)}`).join(", ")}
 
 RSS after warm-up (${base?.s}s): ${base?.rssMiB.toFixed(1)} MiB; at the end: ${last?.rssMiB.toFixed(1)} MiB; peak after warm-up ${peak.toFixed(1)} MiB
 growth after warm-up: ${growth.toFixed(2)}% (goal <= 5%: ${growth <= 5 ? "met" : "**not met**"})`);
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) of a process and its child processes (nginx's workers). */
+async function cpuSeconds(pid: number): Promise<number> {
+  let ticks = 0;
+  for (const p of [pid, ...(await childPids(pid))]) {
+    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "");
+  return text.split(" ").filter(Boolean).map(Number);
 }
 
 async function rssKiB(pid: number): Promise<number> {
@@ -203,7 +232,15 @@ async function rssKiB(pid: number): Promise<number> {
 
 function medianOf(rs: LoadResult[]): LoadResult {
   const m = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-  return { rps: m(rs.map((r) => r.rps)), p50us: m(rs.map((r) => r.p50us)), p99us: m(rs.map((r) => r.p99us)), maxUs: m(rs.map((r) => r.maxUs)), errors: rs.reduce((s, r) => s + r.errors, 0), requests: rs.reduce((s, r) => s + r.requests, 0) };
+  return {
+    rps: m(rs.map((r) => r.rps)),
+    p50us: m(rs.map((r) => r.p50us)),
+    p99us: m(rs.map((r) => r.p99us)),
+    maxUs: m(rs.map((r) => r.maxUs)),
+    errors: rs.reduce((s, r) => s + r.errors, 0),
+    requests: rs.reduce((s, r) => s + r.requests, 0),
+    cpuUsPerRequest: m(rs.map((r) => r.cpuUsPerRequest ?? NaN)),
+  };
 }
 
 function fmtUs(us: number): string {
@@ -211,5 +248,6 @@ function fmtUs(us: number): string {
 }
 
 function row(name: string, r: LoadResult, rounds?: LoadResult[]): string {
-  return `| ${name} | ${Math.round(r.rps).toLocaleString("en")} | ${fmtUs(r.p50us)} | ${fmtUs(r.p99us)} | ${fmtUs(r.maxUs)} | ${r.errors} |${rounds ? ` ${rounds.map((x) => Math.round(x.rps)).join(", ")} |` : ""}`;
+  const cpu = rounds ? ` ${Number.isFinite(r.cpuUsPerRequest) ? Math.round(r.cpuUsPerRequest as number) : "n/a"} |` : "";
+  return `| ${name} | ${Math.round(r.rps).toLocaleString("en")} | ${fmtUs(r.p50us)} | ${fmtUs(r.p99us)} | ${fmtUs(r.maxUs)} | ${r.errors} |${cpu}${rounds ? ` ${rounds.map((x) => Math.round(x.rps)).join(", ")} |` : ""}`;
 }

@@ -4,7 +4,7 @@
 // after one discarded warm-up round; the variants of each part are interleaved within a round.
 // Linux only (memory is read from /proc). A measurement script: no assertions, no thresholds.
 import { realpathSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Cleanup, errorText, kib, mib, ms, ratio, thousands, type FileSize, type Log } from "./startup/common.ts";
 import { measureLambda, type LambdaReport } from "./startup/lambda.ts";
@@ -24,7 +24,8 @@ export interface StartupReport {
   workers: Part<WorkersReport>;
 }
 
-async function part<T>(name: string, log: Log, fn: () => Promise<T>): Promise<Part<T>> {
+async function part<T>(name: string, log: Log, fn: () => Promise<T>, skip: () => boolean): Promise<Part<T>> {
+  if (skip()) return { ok: false, error: "interrupted" };
   try {
     return { ok: true, value: await fn() };
   } catch (err) {
@@ -35,21 +36,34 @@ async function part<T>(name: string, log: Log, fn: () => Promise<T>): Promise<Pa
 
 export async function measureStartup(opts: { rounds?: number; log?: (s: string) => void } = {}): Promise<StartupReport> {
   const count = opts.rounds ?? 5;
+  if (!Number.isInteger(count) || count < 1) throw new Error(`rounds must be a positive integer (got ${count})`);
   const log = opts.log ?? (() => undefined);
   const t0 = performance.now();
+  const loadStart = loadavg()[0]?.toFixed(2);
   const cleanup = new Cleanup();
-  // Ctrl-C or a kill mid-run still stops the children and removes the temp dirs.
-  const onSignal = (signal: NodeJS.Signals) => void cleanup.run().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  // Ctrl-C or a kill mid-run still stops the children and removes the temp dirs, then exits.
+  let interrupted: NodeJS.Signals | undefined;
+  // `on`, not `once`: with `npx tsx` the signal arrives twice (from the terminal, and relayed by
+  // tsx's parent process), and a second one with no listener would kill this process mid-cleanup.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = signal;
+    log(`${signal}: stopping children, removing temp dirs`);
+    void cleanup.run().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     // One part after the other: they would compete for the same two cores otherwise.
-    const nodeEntry = await part("node entry", log, () => measureNodeEntry(cleanup, count, log));
-    const lambda = await part("lambda", log, () => measureLambda(cleanup, count, log));
-    const workers = await part("workers", log, () => measureWorkers(cleanup, count, log));
+    const nodeEntry = await part("node entry", log, () => measureNodeEntry(cleanup, count, log), () => interrupted !== undefined);
+    const lambda = await part("lambda", log, () => measureLambda(cleanup, count, log), () => interrupted !== undefined);
+    const workers = await part("workers", log, () => measureWorkers(cleanup, count, log), () => interrupted !== undefined);
+    // Parts cut short by the signal are no measurement: no report.
+    if (interrupted) throw new Error(`interrupted by ${interrupted}`);
     const cpu = cpus();
     return {
-      machine: `Node ${process.version}, ${process.platform}/${process.arch}, ${cpu.length} CPUs (${cpu[0]?.model.trim() ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`,
+      // The load average is there to tell a run disturbed by other work on the machine.
+      machine: `Node ${process.version}, ${process.platform}/${process.arch}, ${cpu.length} CPUs (${cpu[0]?.model.trim() ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, load average ${loadStart} at start and ${loadavg()[0]?.toFixed(2)} at end`,
       rounds: count,
       tookMs: performance.now() - t0,
       nodeEntry,
@@ -81,6 +95,8 @@ function formatNodeEntry(r: NodeEntryReport): string[] {
     ...r.forms.map((f) => `| ${f.label} | \`${f.command}\` | ${ms(f.ms)} | ${ratio(f.ms, base)} | ${mib(f.memory.rss)} | ${mib(f.memory.peak)} | ${mib(f.memory.tree)} |`),
     "",
     `Bundle (esbuild: platform node, esm, node22, minified, createRequire banner): ${thousands(r.bundle.bytes)} bytes, ${kib(r.bundle.bytes)} KiB, ${kib(r.bundle.gzipBytes)} KiB gzipped; built from ${r.bundle.srcFiles} files of src/ (what tsx transforms at start) and ${r.bundle.depFiles} of node_modules.`,
+    "",
+    "Reading the diagnostics: *tsx cache off* minus *tsx* is the cost of transforming TypeScript; *src/ bundled, packages loaded by Node* minus *esbuild bundle* is the cost of loading the dependencies file by file; *tsx* minus *src/ bundled* is what tsx's resolve/load hooks and loading src/ file by file add. RSS with child processes differs from RSS when tsx runs its esbuild service (cache off).",
     "",
     `Rounds, first request ms: ${r.forms.map((f) => `${f.label}: ${f.samplesMs.map(ms).join(", ")}`).join("; ")}; \`node -e 0\`: ${r.nodeEmpty.samplesMs.map(ms).join(", ")}.`,
   ];
@@ -166,6 +182,12 @@ function isMain(): boolean {
 
 if (isMain()) {
   const rounds = process.env.BENCH_ROUNDS ? Number(process.env.BENCH_ROUNDS) : undefined;
-  const report = await measureStartup({ rounds, log: (s) => process.stderr.write(`${s}\n`) });
-  process.stdout.write(formatStartup(report));
+  const start = performance.now();
+  const log = (s: string) => process.stderr.write(`[${((performance.now() - start) / 1000).toFixed(1)} s] ${s}\n`);
+  try {
+    process.stdout.write(formatStartup(await measureStartup({ rounds, log })));
+  } catch (err) {
+    log(errorText(err));
+    process.exitCode = 1;
+  }
 }

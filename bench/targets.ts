@@ -8,6 +8,14 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 
+const ROOT = join(import.meta.dirname, "..");
+
+/** Builds dist/isthmus.mjs as \`npm start\` does, so the bench measures the current source. */
+export function buildIsthmus(): void {
+  const r = spawnSync(process.execPath, [join(ROOT, "scripts", "build-node.mjs")], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) throw new Error("npm run build failed");
+}
+
 export const PLAIN_HOST = "plain.isthmus";
 export const FULL_HOST = "full.isthmus";
 export const UPSTREAM_BODY = '{"ok":true,"service":"bench"}';
@@ -152,12 +160,12 @@ ${httpBody}
     return { proc, port };
   }
 
-  /** isthmus, the Node entry exactly as \`npm start\` runs it, configured by a file. */
+  /** isthmus, the Node entry exactly as \`npm start\` runs it (the bundle buildIsthmus made), configured by a file. */
   async isthmus(name: string, port: number, config: unknown, env: Record<string, string>): Promise<Running> {
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));
     const proc = this.track(
-      spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "..", "src", "runtime", "node-main.ts")], {
+      spawn(process.execPath, ["--enable-source-maps", join(ROOT, "dist", "isthmus.mjs")], {
         env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ISTHMUS_CONFIG: file, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       }),

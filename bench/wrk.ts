@@ -12,6 +12,8 @@ export interface LoadResult {
   /** Non-2xx answers plus socket errors. */
   errors: number;
   requests: number;
+  /** The target process's CPU time per request, when measured. */
+  cpuUsPerRequest?: number;
 }
 
 export interface WrkOptions {
@@ -23,7 +25,8 @@ export interface WrkOptions {
 
 export async function wrk(o: WrkOptions): Promise<LoadResult> {
   const args = ["-t1", `-c${o.connections}`, `-d${o.durationS}s`, "--latency", "--timeout", "5s"];
-  for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k}: ${v}`);
+  // wrk adds its own Host unless given one spelled exactly "Host"; two Host headers would be a 404.
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k.toLowerCase() === "host" ? "Host" : k}: ${v}`);
   args.push(o.url);
   const { stdout } = await run("wrk", args, { timeout: (o.durationS + 30) * 1000 });
   return parseWrk(stdout);

@@ -1,7 +1,7 @@
 // Shared helpers of bench/startup.ts: child processes, timing, sizes, memory, cleanup.
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -36,29 +36,36 @@ export async function rounds<T>(count: number, log: Log, what: string, fn: (roun
 
 /**
  * Everything to undo at the end, even after an error or Ctrl-C: children to stop, temp dirs to
- * remove, Miniflare instances to dispose. Tasks run in reverse order of registration.
+ * remove, Miniflare instances to dispose. Tasks run in reverse order of registration. Registration
+ * is synchronous, so nothing can be created between a run() and its own cleanup task; once run()
+ * has started (Ctrl-C while measuring), creating more is refused.
  */
 export class Cleanup {
   private readonly tasks: Array<() => unknown> = [];
+  private closed = false;
 
   defer(task: () => unknown): void {
-    this.tasks.push(task);
+    if (this.closed) void Promise.resolve().then(task).catch(() => undefined);
+    else this.tasks.push(task);
   }
 
-  async tempDir(prefix: string): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDir(prefix: string): string {
+    this.refuseIfClosed();
+    const dir = mkdtempSync(join(tmpdir(), prefix));
     this.defer(() => rm(dir, { recursive: true, force: true }));
     return dir;
   }
 
   /** Spawns a child that is stopped at cleanup if it is still running then. */
   spawn(command: string, args: readonly string[], options: SpawnOptions): ChildProcess {
+    this.refuseIfClosed();
     const child = spawn(command, args, options);
     this.defer(() => stopChild(child));
     return child;
   }
 
   async run(): Promise<void> {
+    this.closed = true;
     for (const task of this.tasks.splice(0).reverse()) {
       try {
         await task();
@@ -66,6 +73,10 @@ export class Cleanup {
         /* best effort: the other tasks still run */
       }
     }
+  }
+
+  private refuseIfClosed(): void {
+    if (this.closed) throw new Error("interrupted");
   }
 }
 

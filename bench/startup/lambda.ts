@@ -94,7 +94,7 @@ console.log(JSON.stringify({ ms, rss: process.memoryUsage().rss }));`;
 }
 
 export async function measureLambda(cleanup: Cleanup, count: number, log: Log): Promise<LambdaReport> {
-  const dir = await cleanup.tempDir("isthmus-startup-lambda-");
+  const dir = cleanup.tempDir("isthmus-startup-lambda-");
   const { banner, drift } = await cdkBundling();
   log("lambda: building the bundle as the CDK stack does");
   const { bundle, sourceMap } = await buildBundle(dir, banner);

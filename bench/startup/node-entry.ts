@@ -1,9 +1,9 @@
 // The Node entry: time and memory from spawn to the first request served through the gateway.
 import type { ChildProcess } from "node:child_process";
 import { request, createServer, type Server } from "node:http";
-import { writeFile } from "node:fs/promises";
+import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { build } from "esbuild";
+import { build, type BuildOptions } from "esbuild";
 import { childEnv, fileSize, freePort, median, nodeEmptyMs, REPO_ROOT, rounds, rssOf, sleep, stopChild, type Cleanup, type FileSize, type Log, type Rss } from "./common.ts";
 
 const HOST = "bench.isthmus";
@@ -66,19 +66,7 @@ async function writeConfig(dir: string, upstreamPort: number): Promise<string> {
 /** node-main.ts as one minified ESM file; the banner gives CommonJS dependencies (ioredis, undici) a require(). */
 async function buildBundle(outDir: string): Promise<NodeEntryReport["bundle"]> {
   const outfile = join(outDir, "node-main.mjs");
-  const result = await build({
-    absWorkingDir: REPO_ROOT,
-    entryPoints: [ENTRY],
-    outfile,
-    platform: "node",
-    format: "esm",
-    target: "node22",
-    bundle: true,
-    minify: true,
-    banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
-    metafile: true,
-    logLevel: "error",
-  });
+  const result = await build({ ...BUNDLE_OPTIONS, outfile, metafile: true });
   const inputs = Object.keys(result.metafile.inputs);
   return {
     ...(await fileSize(outfile)),
@@ -86,6 +74,30 @@ async function buildBundle(outDir: string): Promise<NodeEntryReport["bundle"]> {
     depFiles: inputs.filter((p) => p.includes("node_modules/")).length,
   };
 }
+
+/**
+ * A diagnostic form: src/ bundled, every package left to Node's own loader (`packages:
+ * "external"`), found through a node_modules symlink next to the file. Between the full bundle
+ * and tsx, it tells the cost of loading the dependencies file by file from the cost of tsx.
+ */
+async function buildSrcOnlyBundle(outDir: string): Promise<string> {
+  const outfile = join(outDir, "node-main-src-only.mjs");
+  await build({ ...BUNDLE_OPTIONS, outfile, packages: "external" });
+  await symlink(join(REPO_ROOT, "node_modules"), join(outDir, "node_modules"), "dir");
+  return outfile;
+}
+
+const BUNDLE_OPTIONS = {
+  absWorkingDir: REPO_ROOT,
+  entryPoints: [ENTRY],
+  platform: "node",
+  format: "esm",
+  target: "node22",
+  bundle: true,
+  minify: true,
+  banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
+  logLevel: "error",
+} satisfies BuildOptions;
 
 /** One GET through the gateway; resolves with the status and body, rejects when nothing listens yet. */
 function get(port: number): Promise<{ status: number; body: string }> {
@@ -132,18 +144,22 @@ async function startOnce(cleanup: Cleanup, args: readonly string[], env: Record<
 }
 
 export async function measureNodeEntry(cleanup: Cleanup, count: number, log: Log): Promise<NodeEntryReport> {
-  const dir = await cleanup.tempDir("isthmus-startup-node-");
+  const dir = cleanup.tempDir("isthmus-startup-node-");
   const upstreamPort = await startUpstream(cleanup);
   const config = await writeConfig(dir, upstreamPort);
   log("node entry: building the esbuild bundle");
   const bundle = await buildBundle(dir);
+  const srcOnly = await buildSrcOnlyBundle(dir);
   const gatewayEnv = { ISTHMUS_CONFIG: config, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "" };
 
   const forms = [
-    { label: "tsx, transform cache warm", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
-    // tsx keeps transformed files in $TMPDIR/tsx-<uid>; without it every .ts file goes through esbuild at start.
-    { label: "tsx, transform cache off", command: "TSX_DISABLE_CACHE=1 node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: { ...gatewayEnv, TSX_DISABLE_CACHE: "1" } },
+    // The two forms that ship: what `npm start` runs, and a bundle.
+    { label: "tsx (transform cache warm)", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
     { label: "esbuild bundle", command: "node node-main.mjs", args: [bundle.path], env: gatewayEnv },
+    // Diagnostics that split tsx's cost. tsx keeps transformed files in $TMPDIR/tsx-<uid>; without
+    // that cache every .ts file goes through esbuild at start.
+    { label: "diagnostic: tsx, transform cache off", command: "TSX_DISABLE_CACHE=1 node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: { ...gatewayEnv, TSX_DISABLE_CACHE: "1" } },
+    { label: "diagnostic: src/ bundled, packages loaded by Node", command: "node node-main-src-only.mjs", args: [srcOnly], env: gatewayEnv },
   ];
 
   // Forms interleaved within each round, so drift in machine load hits them alike.

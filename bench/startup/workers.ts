@@ -150,7 +150,7 @@ export default { fetch() { return new Response("ok"); } };
 }
 
 export async function measureWorkers(cleanup: Cleanup, count: number, log: Log): Promise<WorkersReport> {
-  const dir = await cleanup.tempDir("isthmus-startup-workers-");
+  const dir = cleanup.tempDir("isthmus-startup-workers-");
   log("workers: wrangler deploy --dry-run");
   const { bundle, sourceMap, summary } = await buildBundle(cleanup, dir);
   const config = await readWranglerConfig(cleanup);

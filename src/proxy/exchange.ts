@@ -54,8 +54,7 @@ export async function exchange(
   // the client going away abort whichever try is current (no AbortSignal.any on the hot path).
   const deadline = performance.now() + rule.requestTimeoutMs;
   const clock = new ExchangeClock(rule.requestTimeoutMs);
-  inc.signal.onAbort(() => clock.current?.abort(new UpstreamError("aborted", "the client went away")));
-  const settle = () => clock.settle();
+  inc.signal.onAbort(clock);
   const maxTries = rule.retry && bodyHeld ? rule.retry.maxTries : 1;
   let failed: Set<string> | undefined;
   let last: { status: number; backend: CompiledBackend | null; failure?: string } | null = null;
@@ -71,21 +70,20 @@ export async function exchange(
       (attempt > 1 ? chooseAvailable(rule, table, usable, key, random, failed) : null) ??
       chooseAvailable(rule, table, usable, key, random);
     if (!choice) {
-      settle();
+      clock.settle();
       return problem({ type: problemType("no-backend"), title: "No backend available", status: 503, detail: `every backend of rule ${rule.name} of route ${rule.route} has weight 0` }, revisionHeader);
     }
     const backend = choice.backend;
     const target = backend.target;
     if (!target) {
-      settle();
+      clock.settle();
       return problem({ type: problemType("unknown-cluster"), title: "Backend cluster not registered", status: 503, detail: `cluster "${backend.cluster}" of route ${rule.route} is not registered` }, revisionHeader);
     }
     if (limits && !limits.acquire(backend.cluster)) {
-      settle();
+      clock.settle();
       return problem({ type: problemType("overloaded"), title: "Overloaded", status: 503, detail: `too many requests in flight to cluster ${backend.cluster}` }, { ...revisionHeader, "retry-after": "1" });
     }
     const tryState = new Attempt(clock, deps, inc, rule, backend.cluster);
-    const release = () => tryState.release();
     // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
     const authorization = caller && deps.identity ? `Bearer ${await deps.identity.tokens.tokenFor(caller.identity, target.trustDomain)}` : undefined;
     const series = deps.metrics?.series(rule, backend, srcCluster);
@@ -108,8 +106,6 @@ export async function exchange(
             ctl.abort(new UpstreamError("timeout", `no response headers within backendRequest ${rule.backendTimeoutMs}ms`));
           }, tryMs)
         : undefined;
-    const canRetry = (idempotentOnly: boolean) =>
-      attempt < maxTries && !clock.timedOut && !inc.signal.aborted && (!idempotentOnly || IDEMPOTENT.has(inc.method)) && (r ? r.budgets.tryRetry(backend.cluster) : true);
     try {
       const res = await deps.upstream.send({
         origin: target.origin,
@@ -124,11 +120,11 @@ export async function exchange(
       });
       clearTimeout(tryTimer);
       if (series) deps.metrics?.recordResponse(series, res.status, performance.now() - tryStarted);
-      if (rule.retry?.codes.has(res.status) && canRetry(true)) {
+      if (rule.retry?.codes.has(res.status) && mayRetry(attempt, maxTries, clock, inc, true, r, backend.cluster)) {
         r?.breakers.failure(backend.id);
         (failed ??= new Set()).add(backend.id);
         res.body?.discard();
-        release();
+        tryState.release();
         await backoff(rule, attempt, deadline, random);
         continue;
       }
@@ -138,15 +134,15 @@ export async function exchange(
       headers.push(ROUTE_REVISION_HEADER, String(rule.revision));
       tryState.delivered = true;
       if (res.body === null) {
-        release();
-        settle();
+        tryState.release();
+        clock.settle();
       }
       return { status: res.status, headers, body: res.body };
     } catch (err) {
       clearTimeout(tryTimer);
-      release();
+      tryState.release();
       if (bodyExceeded) {
-        settle();
+        clock.settle();
         return tooLarge(maxBody, revisionHeader);
       }
       const timedOut = clock.timedOut || tryTimedOut || (err instanceof UpstreamError && err.failure === "timeout");
@@ -159,7 +155,7 @@ export async function exchange(
       }
       last = { status: timedOut ? 504 : 502, backend, failure };
       // A refused connection never reached the upstream: any method may go again. A timeout or reset may have.
-      if (canRetry(failure !== "connect")) {
+      if (mayRetry(attempt, maxTries, clock, inc, failure !== "connect", r, backend.cluster)) {
         (failed ??= new Set()).add(backend.id);
         await backoff(rule, attempt, deadline, random);
         continue;
@@ -167,7 +163,7 @@ export async function exchange(
       break;
     }
   }
-  settle();
+  clock.settle();
   const end = last ?? { status: 502, backend: null, failure: "connect" };
   const cluster = end.backend?.cluster ?? "";
   return problem(
@@ -195,7 +191,12 @@ function usableOf(r: DataPlaneDeps["resilience"]): Usable {
   return u;
 }
 
-/** The exchange's one timer (the request timeout) and the try it aborts. */
+/** Whether a failed try may go again: tries left, time left, the client still there, safe for the method, and within the retry budget. */
+function mayRetry(attempt: number, maxTries: number, clock: ExchangeClock, inc: IncomingRequest, idempotentOnly: boolean, r: DataPlaneDeps["resilience"], cluster: string): boolean {
+  return attempt < maxTries && !clock.timedOut && !inc.signal.aborted && (!idempotentOnly || IDEMPOTENT.has(inc.method)) && (r ? r.budgets.tryRetry(cluster) : true);
+}
+
+/** The exchange's one timer (the request timeout) and the try it aborts; also told when the client goes away. */
 class ExchangeClock {
   current: TryAbort | null = null;
   timedOut = false;
@@ -203,6 +204,10 @@ class ExchangeClock {
 
   constructor(readonly timeoutMs: number) {
     this.timer = setTimeout(onRequestTimeout, timeoutMs, this);
+  }
+
+  clientGone(): void {
+    this.current?.abort(new UpstreamError("aborted", "the client went away"));
   }
 
   timeoutError(): UpstreamError {

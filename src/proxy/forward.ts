@@ -45,8 +45,8 @@ export interface DataPlaneDeps {
 /** The client went away: a cheap view that each runtime fills in from what it has. */
 export interface ClientSignal {
   readonly aborted: boolean;
-  /** Called once when the client goes away (not when the exchange ends normally). */
-  onAbort(cb: () => void): void;
+  /** Told once when the client goes away (not when the exchange ends normally). */
+  onAbort(target: { clientGone(): void }): void;
 }
 
 /**
@@ -134,7 +134,7 @@ export function fromWebRequest(request: Request, url: URL, conn: { clientAddress
       get aborted() {
         return signal.aborted;
       },
-      onAbort: (cb) => signal.addEventListener("abort", cb, { once: true }),
+      onAbort: (target) => signal.addEventListener("abort", () => target.clientGone(), { once: true }),
     },
   };
 }

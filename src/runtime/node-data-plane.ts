@@ -72,7 +72,7 @@ class NodeIncoming implements IncomingRequest, ClientSignal {
   claims?: Readonly<Record<string, unknown>>;
   aborted = false;
   private params: URLSearchParams | null = null;
-  private abortListeners: Array<() => void> | null = null;
+  private abortListeners: Array<{ clientGone(): void }> | null = null;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -112,8 +112,8 @@ class NodeIncoming implements IncomingRequest, ClientSignal {
     return this.params.get(name) ?? undefined;
   }
 
-  onAbort(cb: () => void): void {
-    (this.abortListeners ??= []).push(cb);
+  onAbort(target: { clientGone(): void }): void {
+    (this.abortListeners ??= []).push(target);
   }
 
   /** The response closed before it was finished: the client went away. */
@@ -121,7 +121,7 @@ class NodeIncoming implements IncomingRequest, ClientSignal {
     this.aborted = true;
     const listeners = this.abortListeners;
     this.abortListeners = null;
-    if (listeners) for (const cb of listeners) cb();
+    if (listeners) for (const t of listeners) t.clientGone();
   }
 }
 
