@@ -2,7 +2,7 @@
 // leave on schedule whether or not earlier ones have answered, so a slow target cannot slow the
 // load down. Latency is timed in microseconds from each request's actual send (Node's timers fire
 // about every millisecond, so timing from the ideal schedule would measure the generator's own
-// timer lag). The first second warms up (connections open) and is not counted.
+// timer lag). The first 3 seconds warm up (JIT, connections on both sides) and are not counted.
 import { Pool } from "undici";
 import type { LoadResult } from "./wrk.ts";
 
@@ -14,7 +14,7 @@ export interface FixedRateOptions {
   headers?: Record<string, string>;
 }
 
-const WARMUP_S = 1;
+const WARMUP_S = 3;
 
 export async function fixedRate(o: FixedRateOptions): Promise<LoadResult> {
   const pool = new Pool(o.origin, { connections: o.connections, pipelining: 1, keepAliveTimeout: 60_000 });

@@ -94,7 +94,7 @@ function formatNodeEntry(r: NodeEntryReport): string[] {
     `| baseline | \`node -e 0\` (to exit) | ${ms(base)} | 1.00× | | | |`,
     ...r.forms.map((f) => `| ${f.label} | \`${f.command}\` | ${ms(f.ms)} | ${ratio(f.ms, base)} | ${mib(f.memory.rss)} | ${mib(f.memory.peak)} | ${mib(f.memory.tree)} |`),
     "",
-    `Bundle (esbuild: platform node, esm, node22, minified, createRequire banner): ${thousands(r.bundle.bytes)} bytes, ${kib(r.bundle.bytes)} KiB, ${kib(r.bundle.gzipBytes)} KiB gzipped; built from ${r.bundle.srcFiles} files of src/ (what tsx transforms at start) and ${r.bundle.depFiles} of node_modules.`,
+    `Bundle (as scripts/build-node.mjs builds dist/isthmus.mjs: esbuild, platform node, esm, node22, not minified, source map beside it, createRequire banner): ${thousands(r.bundle.bytes)} bytes, ${kib(r.bundle.bytes)} KiB, ${kib(r.bundle.gzipBytes)} KiB gzipped; built from ${r.bundle.srcFiles} files of src/ (what tsx transforms at start) and ${r.bundle.depFiles} of node_modules.`,
     "",
     "Reading the diagnostics: *tsx cache off* minus *tsx* is the cost of transforming TypeScript; *src/ bundled, packages loaded by Node* minus *esbuild bundle* is the cost of loading the dependencies file by file; *tsx* minus *src/ bundled* is what tsx's resolve/load hooks and loading src/ file by file add. RSS with child processes differs from RSS when tsx runs its esbuild service (cache off).",
     "",

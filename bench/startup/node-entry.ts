@@ -63,7 +63,7 @@ async function writeConfig(dir: string, upstreamPort: number): Promise<string> {
   return path;
 }
 
-/** node-main.ts as one minified ESM file; the banner gives CommonJS dependencies (ioredis, undici) a require(). */
+/** node-main.ts as one ESM file, built as scripts/build-node.mjs builds dist/isthmus.mjs for `npm start`. */
 async function buildBundle(outDir: string): Promise<NodeEntryReport["bundle"]> {
   const outfile = join(outDir, "node-main.mjs");
   const result = await build({ ...BUNDLE_OPTIONS, outfile, metafile: true });
@@ -94,7 +94,7 @@ const BUNDLE_OPTIONS = {
   format: "esm",
   target: "node22",
   bundle: true,
-  minify: true,
+  sourcemap: true,
   banner: { js: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);" },
   logLevel: "error",
 } satisfies BuildOptions;
@@ -153,9 +153,9 @@ export async function measureNodeEntry(cleanup: Cleanup, count: number, log: Log
   const gatewayEnv = { ISTHMUS_CONFIG: config, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "" };
 
   const forms = [
-    // The two forms that ship: what `npm start` runs, and a bundle.
-    { label: "tsx (transform cache warm)", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
-    { label: "esbuild bundle", command: "node node-main.mjs", args: [bundle.path], env: gatewayEnv },
+    // The two forms that ship: `npm run start:dev` (tsx) and `npm start` (the bundle).
+    { label: "tsx, as `npm run start:dev` (transform cache warm)", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
+    { label: "esbuild bundle, as `npm start`", command: "node --enable-source-maps dist/isthmus.mjs", args: ["--enable-source-maps", bundle.path], env: gatewayEnv },
     // Diagnostics that split tsx's cost. tsx keeps transformed files in $TMPDIR/tsx-<uid>; without
     // that cache every .ts file goes through esbuild at start.
     { label: "diagnostic: tsx, transform cache off", command: "TSX_DISABLE_CACHE=1 node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: { ...gatewayEnv, TSX_DISABLE_CACHE: "1" } },

@@ -9,9 +9,12 @@ import type { Logger } from "../util/log.ts";
 import { errorMessage } from "../util/log.ts";
 import { RelayBody } from "./node-upstream.ts";
 
-/** Same tests as @hono/node-server's fast URL path: a plain lower-case host, and a request target with nothing to normalise. */
+/**
+ * Same tests as @hono/node-server's fast URL path: a plain lower-case host, and a request target
+ * with nothing to normalise; except that a "#" is not plain either (URL parsing drops a fragment).
+ */
 const PLAIN_HOST = /^[a-z0-9._-]+(?::(?:[1-5]\d{3,4}|[6-9]\d{3}))?$/;
-const PLAIN_TARGET = /^\/[!#$&-;=?-[\]_a-z~]*$/;
+const PLAIN_TARGET = /^\/[!$&-;=?-[\]_a-z~]*$/;
 const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/;
 
 /**

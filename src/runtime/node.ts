@@ -180,8 +180,11 @@ function nodeConnection(c: Context): ConnectionFacts {
 }
 
 function rawQueryOf(target: string): string {
-  const q = target.indexOf("?");
-  return q < 0 ? "" : target.slice(q);
+  // A fragment is not part of the request (URL parsing drops it), nor is a "?" inside it.
+  const hash = target.indexOf("#");
+  const t = hash < 0 ? target : target.slice(0, hash);
+  const q = t.indexOf("?");
+  return q < 0 ? "" : t.slice(q);
 }
 
 
