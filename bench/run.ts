@@ -138,27 +138,35 @@ ${targets
   .join("\n")}`);
   const has = (k: string) => sat.has(k);
   const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
+  // Throughput ratios are the median of the per-round ratios: the two runs of a round are minutes
+  // apart at most, so a slow drift of the shared machine cancels out better than in a ratio of medians.
+  const roundRatio = (a: string, b: string) => {
+    const xs = sat.get(a) ?? [];
+    const ys = sat.get(b) ?? [];
+    const rs = xs.map((x, i) => ratio(x.rps, ys[i]?.rps ?? NaN)).sort((p, q) => p - q);
+    return rs[Math.floor(rs.length / 2)] ?? NaN;
+  };
   const lines: string[] = [];
   const goal = (what: string, value: number, pass: boolean | null, target: string) =>
     lines.push(`| ${what} | ${Number.isFinite(value) ? value.toFixed(value >= 10 ? 0 : 3) : "n/a"} | ${target} | ${pass === null ? "" : pass ? "met" : "**not met**"} |`);
   if (has("isthmus-full") && has("fastify-proxy")) {
-    const v = ratio(med(sat, "isthmus-full").rps, med(sat, "fastify-proxy").rps);
+    const v = roundRatio("isthmus-full", "fastify-proxy");
     goal("isthmus-full / fastify-proxy throughput", v, v >= 1.1, ">= 1.1 (must)");
   }
   if (has("isthmus-full") && has("nginx")) {
-    const v = ratio(med(sat, "isthmus-full").rps, med(sat, "nginx").rps);
+    const v = roundRatio("isthmus-full", "nginx");
     goal("isthmus-full / nginx throughput", v, v >= 0.6, ">= 0.6 (aim)");
   }
   if (has("isthmus-full") && has("isthmus-plain")) {
-    const v = ratio(med(sat, "isthmus-full").rps, med(sat, "isthmus-plain").rps);
+    const v = roundRatio("isthmus-full", "isthmus-plain");
     goal("isthmus-full / isthmus-plain throughput", v, v >= 0.9, ">= 0.9");
     goal("isthmus-plain / isthmus-full CPU per request", ratio(med(sat, "isthmus-plain").cpuUsPerRequest ?? NaN, med(sat, "isthmus-full").cpuUsPerRequest ?? NaN), null, "(the same ratio, in the gateway's own CPU)");
   }
-  if (has("isthmus-plain") && has("nginx")) goal("isthmus-plain / nginx throughput", ratio(med(sat, "isthmus-plain").rps, med(sat, "nginx").rps), null, "");
-  if (has("nginx") && has("direct")) goal("nginx / direct throughput", ratio(med(sat, "nginx").rps, med(sat, "direct").rps), null, "");
-  if (has("fastify-proxy") && has("nginx")) goal("fastify-proxy / nginx throughput", ratio(med(sat, "fastify-proxy").rps, med(sat, "nginx").rps), null, "");
-  if (has("node-floor") && has("nginx")) goal("node-floor / nginx throughput (the most any Node proxy reaches here)", ratio(med(sat, "node-floor").rps, med(sat, "nginx").rps), null, "");
-  if (has("isthmus-full") && has("node-floor")) goal("isthmus-full / node-floor throughput", ratio(med(sat, "isthmus-full").rps, med(sat, "node-floor").rps), null, "");
+  if (has("isthmus-plain") && has("nginx")) goal("isthmus-plain / nginx throughput", roundRatio("isthmus-plain", "nginx"), null, "");
+  if (has("nginx") && has("direct")) goal("nginx / direct throughput", roundRatio("nginx", "direct"), null, "");
+  if (has("fastify-proxy") && has("nginx")) goal("fastify-proxy / nginx throughput", roundRatio("fastify-proxy", "nginx"), null, "");
+  if (has("node-floor") && has("nginx")) goal("node-floor / nginx throughput (a minimal Node forwarder)", roundRatio("node-floor", "nginx"), null, "");
+  if (has("isthmus-full") && has("node-floor")) goal("isthmus-full / node-floor throughput", roundRatio("isthmus-full", "node-floor"), null, "");
   for (const other of ["nginx", "fastify-proxy", "node-floor"]) {
     if (has("isthmus-full") && has(other)) goal(`${other} / isthmus-full CPU per request`, ratio(med(sat, other).cpuUsPerRequest ?? NaN, med(sat, "isthmus-full").cpuUsPerRequest ?? NaN), null, "(throughput per CPU, isthmus-full against it)");
   }
@@ -173,7 +181,7 @@ ${targets
     goal(`isthmus-full p99 / nginx p99 at ${RATE} req/s`, v, v <= 1.5, "<= 1.5");
   }
   console.log(`
-### Ratios and goals
+### Ratios and goals (throughput ratios: median of the per-round ratios)
 | measure | value | goal | |
 |---|---:|---|---|
 ${lines.join("\n")}`);
@@ -207,8 +215,6 @@ RSS after warm-up (${base?.s}s): ${base?.rssMiB.toFixed(1)} MiB; at the end: ${l
 growth after warm-up: ${growth.toFixed(2)}% (goal <= 5%: ${growth <= 5 ? "met" : "**not met**"})`);
 }
 
-const CLOCK_TICKS = 100; // USER_HZ on Linux
-
 /** CPU seconds (user + system) of a process and its child processes (nginx's workers). */
 async function cpuSeconds(pid: number): Promise<number> {
   let ticks = 0;
@@ -217,7 +223,7 @@ async function cpuSeconds(pid: number): Promise<number> {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
   }
-  return ticks / CLOCK_TICKS;
+  return ticks / 100; // USER_HZ on Linux
 }
 
 async function childPids(pid: number): Promise<number[]> {

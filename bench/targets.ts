@@ -165,7 +165,7 @@ ${httpBody}
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));
     const proc = this.track(
-      spawn(process.execPath, ["--enable-source-maps", join(ROOT, "dist", "isthmus.mjs")], {
+      spawn(process.execPath, [join(ROOT, "dist", "isthmus.mjs")], {
         env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ISTHMUS_CONFIG: file, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       }),

@@ -155,7 +155,7 @@ export async function measureNodeEntry(cleanup: Cleanup, count: number, log: Log
   const forms = [
     // The two forms that ship: `npm run start:dev` (tsx) and `npm start` (the bundle).
     { label: "tsx, as `npm run start:dev` (transform cache warm)", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
-    { label: "esbuild bundle, as `npm start`", command: "node --enable-source-maps dist/isthmus.mjs", args: ["--enable-source-maps", bundle.path], env: gatewayEnv },
+    { label: "esbuild bundle, as `npm start`", command: "node dist/isthmus.mjs", args: [bundle.path], env: gatewayEnv },
     // Diagnostics that split tsx's cost. tsx keeps transformed files in $TMPDIR/tsx-<uid>; without
     // that cache every .ts file goes through esbuild at start.
     { label: "diagnostic: tsx, transform cache off", command: "TSX_DISABLE_CACHE=1 node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: { ...gatewayEnv, TSX_DISABLE_CACHE: "1" } },
