@@ -42,16 +42,19 @@ export function createNodeDataPlane(deps: DataPlaneDeps, log: Logger): (req: Inc
     } catch (err) {
       answer = Promise.reject(err);
     }
-    answer.then(
-      (a) => write(a, res),
-      (err: unknown) => {
+    // Writing can fail too (a header node:http refuses): caught here, never an unhandled rejection.
+    answer
+      .then((a) => write(a, res))
+      .catch((err: unknown) => {
         log.error("unexpected error on the data plane", { error: errorMessage(err), stack: (err as Error)?.stack });
-        if (!res.headersSent) {
-          res.writeHead(500, { "content-type": "application/problem+json", "cache-control": "no-store" });
-          res.end(JSON.stringify({ type: "urn:isthmus:problem:internal", title: "Internal error", status: 500 }));
-        } else res.destroy();
-      },
-    );
+        if (res.headersSent || res.destroyed) {
+          res.destroy();
+          return;
+        }
+        const body = JSON.stringify({ type: "urn:isthmus:problem:internal", title: "Internal error", status: 500 });
+        res.writeHead(500, { "content-type": "application/problem+json", "cache-control": "no-store", "content-length": Buffer.byteLength(body) });
+        res.end(body);
+      });
   };
 }
 
@@ -179,7 +182,16 @@ async function write(a: DataPlaneAnswer, res: ServerResponse): Promise<void> {
   const whole = body instanceof RelayBody ? body.takeComplete() : null;
   const flat = a.headers;
   if (whole && !hasName(flat, "content-length")) flat.push("content-length", String(whole.length));
-  res.writeHead(a.status, flat);
+  try {
+    res.writeHead(a.status, flat);
+  } catch (err) {
+    // A header node:http will not send (undici's parser is not as strict): the upstream's answer cannot be relayed.
+    if (body) body.discard();
+    const text = JSON.stringify({ type: "urn:isthmus:problem:upstream-unavailable", title: "Upstream unavailable", status: 502, detail: `the upstream's response cannot be relayed: ${errorMessage(err)}` });
+    res.writeHead(502, { "content-type": "application/problem+json", "cache-control": "no-store", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+    return;
+  }
   if (body === null) {
     res.end();
     return;

@@ -272,14 +272,26 @@ function headerValue(v: string | string[] | undefined): string | null {
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
+/** Errors of a connection that was never made. */
+const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL", "UND_ERR_CONNECT_TIMEOUT"]);
+
 function classify(err: unknown, signal: TryAbort): UpstreamError {
   if (signal.aborted && signal.reason) return signal.reason;
   if (err instanceof UpstreamError) return err;
   const e = err as Error & { code?: string };
-  let failure: UpstreamFailure = "connect";
+  // Only a failure known to come before anything was sent is "connect" (any method may be retried
+  // then); anything else may have reached the upstream.
+  let failure: UpstreamFailure = "reset";
   if (err instanceof errors.HeadersTimeoutError || err instanceof errors.ConnectTimeoutError || err instanceof errors.BodyTimeoutError) failure = "timeout";
   else if (err instanceof errors.RequestAbortedError || signal.aborted) failure = "aborted";
+  else if (e.code !== undefined && CONNECT_CODES.has(e.code)) failure = "connect";
   else if (err instanceof errors.SocketError || e.code === "ECONNRESET" || e.code === "UND_ERR_SOCKET") failure = "reset";
-  else if (err instanceof errors.HTTPParserError || err instanceof errors.InvalidArgumentError || err instanceof errors.NotSupportedError) failure = "protocol";
+  else if (
+    err instanceof errors.HTTPParserError ||
+    err instanceof errors.InvalidArgumentError ||
+    err instanceof errors.NotSupportedError ||
+    err instanceof errors.ResponseContentLengthMismatchError
+  )
+    failure = "protocol";
   return new UpstreamError(failure, e.message ?? String(err), { cause: err });
 }

@@ -424,3 +424,51 @@ describe("Node data path below Hono", () => {
     expect(chunkedEcho.bodySha256).toBe(sha256(whole));
   });
 });
+
+describe("upstream failures after the request was sent", () => {
+  const closer = new Closer();
+  let received = 0;
+  let raw: net.Server;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    // Reads a request, then answers with a malformed status line: the request did reach the upstream.
+    raw = net.createServer((s) => {
+      s.once("data", (d: Buffer) => {
+        // The gateway's health probes also knock here; count only the requests under test.
+        if (d.toString("latin1").includes(" /orders ")) received++;
+        s.end("HTTP/1.1 2x0 Bad\r\n\r\n");
+      });
+      s.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => raw.listen(0, "127.0.0.1", resolve));
+    closer.add({ close: () => new Promise<void>((resolve) => raw.close(() => resolve())) });
+    const port = (raw.address() as net.AddressInfo).port;
+    gw = closer.add(
+      await startTestGateway({
+        clusters: { bad: `http://127.0.0.1:${port}` },
+        routes: {
+          retrying: {
+            hostnames: ["retry.test"],
+            authorization: { unauthenticated: true },
+            rules: [{ backendRefs: [{ cluster: "bad", service: "svc.local", weight: 1 }], retry: { attempts: 2 } }],
+          },
+        },
+      }),
+    );
+  });
+  afterAll(() => closer.closeAll());
+
+  it("a malformed answer is a protocol failure: a POST is not sent again, a GET is retried", async () => {
+    received = 0;
+    const post = await gw.request("retry.test", "/orders", { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
+    expect(post.statusCode).toBe(502);
+    expect(((await post.body.json()) as { detail: string }).detail).toMatch(/protocol/);
+    expect(received).toBe(1);
+    received = 0;
+    const get = await gw.request("retry.test", "/orders");
+    expect(get.statusCode).toBe(502);
+    await get.body.dump();
+    expect(received).toBe(3);
+  });
+});
