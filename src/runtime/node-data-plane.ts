@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { handleDataPlane, type ClientSignal, type DataPlaneAnswer, type DataPlaneDeps, type IncomingRequest } from "../proxy/forward.ts";
+import { problem, problemType } from "../http/problem.ts";
 import type { Logger } from "../util/log.ts";
 import { errorMessage } from "../util/log.ts";
 import { RelayBody } from "./node-upstream.ts";
@@ -51,9 +52,7 @@ export function createNodeDataPlane(deps: DataPlaneDeps, log: Logger): (req: Inc
           res.destroy();
           return;
         }
-        const body = JSON.stringify({ type: "urn:isthmus:problem:internal", title: "Internal error", status: 500 });
-        res.writeHead(500, { "content-type": "application/problem+json", "cache-control": "no-store", "content-length": Buffer.byteLength(body) });
-        res.end(body);
+        void write(problem({ type: problemType("internal"), title: "Internal error", status: 500 }), res).catch(() => res.destroy());
       });
   };
 }
@@ -187,10 +186,7 @@ async function write(a: DataPlaneAnswer, res: ServerResponse): Promise<void> {
   } catch (err) {
     // A header node:http will not send (undici's parser is not as strict): the upstream's answer cannot be relayed.
     if (body) body.discard();
-    const text = JSON.stringify({ type: "urn:isthmus:problem:upstream-unavailable", title: "Upstream unavailable", status: 502, detail: `the upstream's response cannot be relayed: ${errorMessage(err)}` });
-    res.writeHead(502, { "content-type": "application/problem+json", "cache-control": "no-store", "content-length": Buffer.byteLength(text) });
-    res.end(text);
-    return;
+    return write(problem({ type: problemType("upstream-unavailable"), title: "Upstream unavailable", status: 502, detail: `the upstream's response cannot be relayed: ${errorMessage(err)}` }), res);
   }
   if (body === null) {
     res.end();

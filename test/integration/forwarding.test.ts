@@ -10,6 +10,7 @@ import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RouteInput } from "../../src/config/schemas.ts";
 import { Closer, startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { deferred, TIMED_OUT, within } from "../helpers/waiting.ts";
 import { refusedPort, startUpstream, type Upstream, type UpstreamEcho } from "../helpers/upstream.ts";
 
 const ADMIN_TOKEN = "forwarding-test-admin-token-0123456789";
@@ -47,26 +48,6 @@ async function mapPool<T, R>(items: readonly T[], limit: number, fn: (item: T, i
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
-}
-
-/**
- * Resolves with the promise's value, or with TIMED_OUT after `ms`. Not a timed assertion: a
- * generous safety valve that turns "the event never came" into a clear failure instead of a hang.
- */
-const TIMED_OUT = Symbol("timed out");
-async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<typeof TIMED_OUT>((resolve) => (t = setTimeout(() => resolve(TIMED_OUT), ms)))]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");

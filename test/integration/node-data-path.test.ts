@@ -11,27 +11,12 @@ import net from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { takes } from "../../src/runtime/node-data-plane.ts";
 import { Closer, startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { deferred, TIMED_OUT, within } from "../helpers/waiting.ts";
 import { startUpstream, type Upstream, type UpstreamEcho } from "../helpers/upstream.ts";
 
 const MB = 1024 * 1024;
 const HOST = "plain.test";
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-const TIMED_OUT = Symbol("timed out");
-async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<typeof TIMED_OUT>((resolve) => (t = setTimeout(() => resolve(TIMED_OUT), ms)))]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 /** The next `event` the upstream reports for a request whose target is `url`. */
 function upstreamEvent(up: Upstream, event: "finished" | "aborted" | "request", url: string): Promise<IncomingMessage> {
