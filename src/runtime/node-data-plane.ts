@@ -86,17 +86,14 @@ class NodeIncoming implements IncomingRequest, ClientSignal {
   ) {
     const url = req.url as string;
     const q = url.indexOf("?");
-    const headers = req.headers;
     const socket = req.socket as TLSSocket;
     this.method = req.method ?? "GET";
     this.host = joined(req.rawHeaders, "host") ?? "";
     this.path = q < 0 ? url : url.slice(0, q);
     this.search = q < 0 ? "" : url.slice(q);
-    // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; forward the plain IPv4 address.
-    this.clientAddress = plainAddress(socket.remoteAddress ?? "");
+    this.clientAddress = clientAddressOf(socket);
     this.proto = socket.encrypted ? "https" : "http";
-    const length = headers["content-length"];
-    this.body = headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0") ? req : null;
+    this.body = requestBody(req);
     res.once("close", onResponseClose);
     (res as ResponseWithIncoming)[INCOMING] = this;
   }
@@ -157,8 +154,16 @@ function hasName(list: string[], name: string): boolean {
   return false;
 }
 
-function plainAddress(addr: string): string {
+/** The peer's address; dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d, forwarded as plain IPv4. */
+export function clientAddressOf(socket: { remoteAddress?: string }): string {
+  const addr = socket.remoteAddress ?? "";
   return addr.startsWith("::ffff:") && /^::ffff:\d+\.\d+\.\d+\.\d+$/.test(addr) ? addr.slice(7) : addr;
+}
+
+/** The request itself as the body to stream upstream, or null when it announces none. */
+export function requestBody(req: IncomingMessage): IncomingMessage | null {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0") ? req : null;
 }
 
 async function write(a: DataPlaneAnswer, res: ServerResponse): Promise<void> {

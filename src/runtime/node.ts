@@ -15,7 +15,7 @@ import { compileTable } from "../routing/compile.ts";
 import type { StoreSnapshot } from "../store/types.ts";
 import { loadConfigFile } from "./config-file.ts";
 import { openStore } from "./open-store.ts";
-import { createNodeDataPlane, takes } from "./node-data-plane.ts";
+import { clientAddressOf, createNodeDataPlane, requestBody, takes } from "./node-data-plane.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
 export { loadConfigFile };
@@ -169,12 +169,10 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
 function nodeConnection(c: Context): ConnectionFacts {
   const incoming = (c.env as HttpBindings).incoming as IncomingMessage;
   const socket = incoming.socket as TLSSocket;
-  const hasBody = incoming.headers["transfer-encoding"] !== undefined || (incoming.headers["content-length"] !== undefined && incoming.headers["content-length"] !== "0");
   return {
-    // Dual-stack sockets report IPv4 peers as ::ffff:a.b.c.d; forward the plain IPv4 address.
-    clientAddress: (socket.remoteAddress ?? "").replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, ""),
+    clientAddress: clientAddressOf(socket),
     proto: socket.encrypted ? "https" : "http",
-    body: hasBody ? incoming : null,
+    body: requestBody(incoming),
     rawQuery: rawQueryOf(incoming.url ?? ""),
   };
 }
