@@ -132,7 +132,7 @@ export async function exchange(
       else r?.breakers.success(backend.id);
       const headers = clientResponseHeaders(res.headers, res.connection);
       headers.push(ROUTE_REVISION_HEADER, String(rule.revision));
-      tryState.delivered = true;
+      tryState.deliver();
       if (res.body === null) {
         tryState.release();
         clock.settle();
@@ -226,7 +226,8 @@ function onRequestTimeout(clock: ExchangeClock): void {
 
 /** One try: holds its in-flight slot until the upstream exchange is over, and hears how it ended. */
 class Attempt implements UpstreamEvents {
-  delivered = false;
+  private delivered = false;
+  private ended = false;
   private released = false;
 
   constructor(
@@ -242,8 +243,19 @@ class Attempt implements UpstreamEvents {
     this.released = true;
   }
 
+  /**
+   * This try's response goes to the client. A small answer is often over (settled) before the
+   * awaiting exchange gets here, so either order ends the clock; missing one left the request
+   * timer, and everything it holds, alive until the request timeout.
+   */
+  deliver(): void {
+    this.delivered = true;
+    if (this.ended) this.clock.settle();
+  }
+
   settled(): void {
     this.release();
+    this.ended = true;
     // Only the try whose response went to the client ends the exchange's clock.
     if (this.delivered) this.clock.settle();
   }

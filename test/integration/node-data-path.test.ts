@@ -340,6 +340,19 @@ describe("Node data path below Hono", () => {
     expect([fast("/chunked"), fast("/small/0")]).toEqual([true, true]);
   });
 
+  it("each exchange's request timer ends with its answer: 60 small answers leave no timers behind (the 60 s request timeout)", async () => {
+    // A small answer is often complete (the upstream exchange settled) before the awaiting exchange
+    // takes it; the request timer must be cleared in that order too, or every request holds a timer
+    // and its whole exchange until the request timeout.
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const w = await Wire.open(gw.port);
+    await w.request("GET", "/timers/warm-up");
+    const before = timers();
+    for (let i = 0; i < 60; i++) expect((await w.request("GET", `/timers/${i}`)).status).toBe(200);
+    expect(fast("/timers/59")).toBe(true);
+    expect(timers() - before).toBeLessThan(10);
+  });
+
   it("a client that goes away mid-body, 20 times: the upstream exchange is abandoned and the gateway keeps serving", async () => {
     for (let i = 0; i < 20; i++) {
       const hold = deferred();
