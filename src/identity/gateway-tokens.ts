@@ -16,7 +16,8 @@ export interface GatewayTokenOptions {
 
 export class GatewayTokens {
   signatures = 0;
-  private readonly cache: TtlCache<string>;
+  /** Each token with its Authorization header value, made once. */
+  private readonly cache: TtlCache<{ token: string; header: string }>;
   private readonly now: () => number;
   private cachedKid: string | null = null;
 
@@ -28,16 +29,22 @@ export class GatewayTokens {
     this.cache = new TtlCache(opts.cacheEntries ?? 10_000, this.now);
   }
 
+  /** `Bearer <token>` for a token still cached, without a promise (the hot path's common case). */
+  cachedAuthorization(subject: string, audience: string): string | undefined {
+    this.checkRotation();
+    return this.cache.get(`${audience}\n${subject}`)?.header;
+  }
+
+  /** `Bearer <token>`, signing a new token when none is cached. */
+  async authorization(subject: string, audience: string): Promise<string> {
+    return this.cachedAuthorization(subject, audience) ?? `Bearer ${await this.tokenFor(subject, audience)}`;
+  }
+
   async tokenFor(subject: string, audience: string): Promise<string> {
-    const ring = this.keys();
-    if (ring.current.kid !== this.cachedKid) {
-      // Rotated: new tokens come from the new key at once (the old one stays published as previous).
-      this.cache.clear();
-      this.cachedKid = ring.current.kid;
-    }
+    const ring = this.checkRotation();
     const key = `${audience}\n${subject}`;
     const hit = this.cache.get(key);
-    if (hit) return hit;
+    if (hit) return hit.token;
     const ttl = this.opts.ttlS ?? 300;
     const iat = Math.floor(this.now() / 1000);
     const token = await new SignJWT({})
@@ -49,8 +56,18 @@ export class GatewayTokens {
       .setExpirationTime(iat + ttl)
       .sign(ring.current.privateKey);
     this.signatures += 1;
-    this.cache.set(key, token, (iat + ttl - (this.opts.renewBeforeS ?? 60)) * 1000);
+    this.cache.set(key, { token, header: `Bearer ${token}` }, (iat + ttl - (this.opts.renewBeforeS ?? 60)) * 1000);
     return token;
+  }
+
+  private checkRotation(): SigningKeyRing {
+    const ring = this.keys();
+    if (ring.current.kid !== this.cachedKid) {
+      // Rotated: new tokens come from the new key at once (the old one stays published as previous).
+      this.cache.clear();
+      this.cachedKid = ring.current.kid;
+    }
+    return ring;
   }
 
   /** The public keys to publish at /.well-known/jwks.json: current and previous. */

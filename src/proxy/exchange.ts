@@ -85,7 +85,8 @@ export async function exchange(
     }
     const tryState = new Attempt(clock, deps, inc, rule, backend.cluster);
     // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
-    const authorization = caller && deps.identity ? `Bearer ${await deps.identity.tokens.tokenFor(caller.identity, target.trustDomain)}` : undefined;
+    const tokens = deps.identity?.tokens;
+    const authorization = caller && tokens ? (tokens.cachedAuthorization(caller.identity, target.trustDomain) ?? (await tokens.authorization(caller.identity, target.trustDomain))) : undefined;
     const series = deps.metrics?.series(rule, backend, srcCluster);
     if (series) deps.metrics?.recordRequest(series);
     if (attempt === 1) r?.budgets.request(backend.cluster);

@@ -170,7 +170,8 @@ export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest)
         { ...revisionHeader, "www-authenticate": 'Bearer realm="isthmus"' },
       );
     }
-    const verified = await deps.identity.verifier.verify(inc.header("authorization"));
+    const authorization = inc.header("authorization");
+    const verified = deps.identity.verifier.verifyCached(authorization) ?? (await deps.identity.verifier.verify(authorization));
     if (!verified.ok) {
       deps.metrics?.recordDenied(rule.route, "unauthenticated");
       deps.log.info("caller refused: 401", { route: rule.route, reason: verified.reason, ...(verified.tokenId ? { token: verified.tokenId } : {}) });

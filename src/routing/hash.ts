@@ -3,7 +3,41 @@
 const encoder = new TextEncoder();
 
 export function murmur3(text: string, seed = 0): number {
-  const bytes = encoder.encode(text);
+  // An ASCII string (sticky keys nearly always are) is its own UTF-8: hashed as is, without allocating.
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return murmur3Bytes(encoder.encode(text), seed);
+  return murmur3Ascii(text, seed);
+}
+
+function murmur3Ascii(bytes: string, seed: number): number {
+  const len = bytes.length;
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  let h = seed >>> 0;
+  const blocks = len & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    let k = bytes.charCodeAt(i) | (bytes.charCodeAt(i + 1) << 8) | (bytes.charCodeAt(i + 2) << 16) | (bytes.charCodeAt(i + 3) << 24);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = len & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= bytes.charCodeAt(blocks + 2) << 16;
+    if (tail >= 2) k ^= bytes.charCodeAt(blocks + 1) << 8;
+    k ^= bytes.charCodeAt(blocks);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+  }
+  return fmix(h, len);
+}
+
+function murmur3Bytes(bytes: Uint8Array, seed: number): number {
   const len = bytes.length;
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
@@ -29,7 +63,11 @@ export function murmur3(text: string, seed = 0): number {
     k = Math.imul(k, c2);
     h ^= k;
   }
-  h ^= len;
+  return fmix(h, len);
+}
+
+function fmix(hash: number, len: number): number {
+  let h = hash ^ len;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -22,6 +22,33 @@ describe("murmur3 (MurmurHash3_x86_32 over UTF-8)", () => {
     expect(murmur3(text, seed)).toBe(want);
   });
 
+  it("the ASCII path (no encoding) and the UTF-8 byte path agree with a reference over the UTF-8 bytes", () => {
+    /** MurmurHash3_x86_32 written plainly over bytes, as the reference. */
+    const reference = (bytes: Uint8Array, seed: number): number => {
+      const mix = (k: number) => Math.imul(((Math.imul(k, 0xcc9e2d51) << 15) | (Math.imul(k, 0xcc9e2d51) >>> 17)), 0x1b873593);
+      let h = seed >>> 0;
+      const blocks = bytes.length & ~3;
+      for (let i = 0; i < blocks; i += 4) {
+        h ^= mix((bytes[i] ?? 0) | ((bytes[i + 1] ?? 0) << 8) | ((bytes[i + 2] ?? 0) << 16) | ((bytes[i + 3] ?? 0) << 24));
+        h = (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
+      }
+      let k = 0;
+      for (let i = bytes.length - 1; i >= blocks; i--) k = (k << 8) | (bytes[i] ?? 0);
+      if (bytes.length & 3) h ^= mix(k);
+      h ^= bytes.length;
+      h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+      h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+      return (h ^ (h >>> 16)) >>> 0;
+    };
+    const utf8 = new TextEncoder();
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: "binary-ascii" }), fc.string({ unit: "grapheme" }), fc.string({ unit: "binary" })), fc.integer({ min: 0, max: 0xffffffff }), (s, seed) => {
+        expect(murmur3(s, seed)).toBe(reference(utf8.encode(s), seed));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("hashes a UTF-8 key deterministically, as an unsigned 32-bit integer", () => {
     const h = murmur3("日本語");
     expect(murmur3("日本語")).toBe(h);

@@ -312,6 +312,22 @@ describe("TtlCache", () => {
     expect([cache.get("d"), cache.get("c"), cache.get("e")]).toEqual([4, 30, 5]);
   });
 
+  it("re-inserts on a hit only above half full: an entry hit then is kept over older ones", () => {
+    const cache = new TtlCache<number>(4);
+    const later = Date.now() + 60_000;
+    cache.set("a", 1, later);
+    cache.set("b", 2, later);
+    expect(cache.get("a")).toBe(1); // 2 of 4: no re-insertion, a stays oldest
+    cache.set("c", 3, later);
+    cache.set("d", 4, later);
+    cache.set("e", 5, later); // evicts a, the least recently set
+    expect(cache.get("a")).toBeUndefined();
+    expect(cache.get("b")).toBe(2); // 4 of 4: b becomes the most recently used
+    cache.set("f", 6, later); // evicts c, not b
+    expect(cache.get("c")).toBeUndefined();
+    expect([cache.get("b"), cache.get("d"), cache.get("e"), cache.get("f")]).toEqual([2, 4, 5, 6]);
+  });
+
   it("a flood of distinct keys never grows it past its bound", () => {
     const cache = new TtlCache<number>(100);
     for (let i = 0; i < 10_000; i++) cache.set(`k${i}`, i, Date.now() + 60_000);
