@@ -18,8 +18,16 @@ export interface Choice {
  * case: the caller uses the compiled rule as is).
  */
 export function effectiveBackends(rule: CompiledRule, table: RoutingTable, usable: Usable, exclude?: ReadonlySet<string>): CompiledBackend[] | null {
+  // The common case, checked without a closure: every backend with weight can take traffic.
+  let allOk = true;
+  for (const b of rule.backends) {
+    if (b.weight !== 0 && (b.target === null || !usable(b) || exclude?.has(b.id) === true)) {
+      allOk = false;
+      break;
+    }
+  }
+  if (allOk) return null;
   const ok = (b: CompiledBackend) => b.target !== null && usable(b) && !exclude?.has(b.id);
-  if (rule.backends.every((b) => b.weight === 0 || ok(b))) return null;
   const out: CompiledBackend[] = rule.backends.map((b) => ({ ...b, weight: b.weight > 0 && ok(b) ? b.weight : 0 }));
   for (const b of rule.backends) {
     if (b.weight === 0 || ok(b) || b.failover.length === 0) continue;

@@ -40,10 +40,18 @@ export interface ForwardingFacts {
   authorization?: string;
 }
 
-/** Names listed in a Connection header, which are hop-by-hop for this exchange too. */
-function connectionTokens(value: string | undefined | null): Set<string> {
+const JUST_CLOSE: ReadonlySet<string> = new Set(["close"]);
+
+/** Names listed in a Connection header, which are hop-by-hop for this exchange too; null when it lists none beyond HOP_BY_HOP. */
+function connectionTokens(value: string | undefined | null): ReadonlySet<string> | null {
+  if (!value) return null;
+  // Nearly every answer says just one of these: no set to build per request.
+  if (value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === "keep-alive") return null;
+    if (v === "close") return JUST_CLOSE;
+  }
   const out = new Set<string>();
-  if (!value) return out;
   for (const t of value.split(",")) {
     const n = t.trim().toLowerCase();
     if (n) out.add(n);
@@ -53,7 +61,7 @@ function connectionTokens(value: string | undefined | null): Set<string> {
 
 /** Builds the upstream request headers from the client's (lower-case names). */
 export function upstreamRequestHeaders(incoming: HeaderList, connection: string | null | undefined, f: ForwardingFacts): HeaderList {
-  const extra = connection ? connectionTokens(connection) : null;
+  const extra = connectionTokens(connection);
   const out: HeaderList = [];
   for (let i = 0; i + 1 < incoming.length; i += 2) {
     const name = (incoming[i] as string).toLowerCase();
@@ -79,7 +87,7 @@ export function upstreamRequestHeaders(incoming: HeaderList, connection: string 
 
 /** Copies upstream response headers for the client, minus hop-by-hop ones. */
 export function clientResponseHeaders(upstream: HeaderList, connection: string | null | undefined): HeaderList {
-  const extra = connection ? connectionTokens(connection) : null;
+  const extra = connectionTokens(connection);
   const out: HeaderList = [];
   for (let i = 0; i + 1 < upstream.length; i += 2) {
     const name = (upstream[i] as string).toLowerCase();
