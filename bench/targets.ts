@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { pinned, type Pinning } from "./pinning.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -73,7 +74,7 @@ export class Fleet {
   }
 
   /** nginx with one worker, no access log, keep-alive without the 1,000-requests-per-connection cap. */
-  async nginx(name: string, port: number, httpBody: string): Promise<Running> {
+  async nginx(name: string, port: number, httpBody: string, cpus: keyof Pinning): Promise<Running> {
     const dir = join(this.dir, name);
     await mkdir(dir, { recursive: true });
     const conf = join(dir, "nginx.conf");
@@ -93,7 +94,7 @@ ${httpBody}
 }
 `,
     );
-    const proc = this.track(spawn("nginx", ["-p", dir, "-c", conf], { stdio: ["ignore", "ignore", "inherit"] }));
+    const proc = this.track(spawn(...pinned(cpus, "nginx", ["-p", dir, "-c", conf]), { stdio: ["ignore", "ignore", "inherit"] }));
     await waitListening(port, proc);
     return { proc, port };
   }
@@ -107,6 +108,7 @@ ${httpBody}
     listen 127.0.0.1:${port}; listen 127.0.0.2:${port};
     location / { default_type application/json; return 200 '${UPSTREAM_BODY}'; }
   }`,
+      "load",
     );
   }
 
@@ -131,6 +133,7 @@ ${httpBody}
       proxy_set_header X-Forwarded-For $remote_addr;
     }
   }`,
+      "proxy",
     );
   }
 
@@ -145,7 +148,7 @@ ${httpBody}
 
   private async nodeScript(script: string, port: number, upstreamPort: number): Promise<Running> {
     const proc = this.track(
-      spawn(process.execPath, [join(import.meta.dirname, script)], {
+      spawn(...pinned("proxy", process.execPath, [join(import.meta.dirname, script)]), {
         env: { ...process.env, PORT: String(port), UPSTREAM: `http://127.0.0.1:${upstreamPort}` },
         stdio: ["ignore", "pipe", "inherit"],
       }),
@@ -155,7 +158,7 @@ ${httpBody}
   }
 
   async redis(port: number): Promise<Running> {
-    const proc = this.track(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir], { stdio: "ignore" }));
+    const proc = this.track(spawn(...pinned("load", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir]), { stdio: "ignore" }));
     await waitListening(port, proc);
     return { proc, port };
   }
@@ -165,7 +168,7 @@ ${httpBody}
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));
     const proc = this.track(
-      spawn(process.execPath, [join(ROOT, "dist", "isthmus.mjs")], {
+      spawn(...pinned("proxy", process.execPath, [join(ROOT, "dist", "isthmus.mjs")]), {
         env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ISTHMUS_CONFIG: file, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       }),

@@ -1,6 +1,7 @@
 // Runs wrk (closed loop, one thread) and parses its report, latencies in microseconds.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { pinned } from "./pinning.ts";
 
 const run = promisify(execFile);
 
@@ -28,7 +29,7 @@ export async function wrk(o: WrkOptions): Promise<LoadResult> {
   // wrk adds its own Host unless given one spelled exactly "Host"; two Host headers would be a 404.
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k.toLowerCase() === "host" ? "Host" : k}: ${v}`);
   args.push(o.url);
-  const { stdout } = await run("wrk", args, { timeout: (o.durationS + 30) * 1000 });
+  const { stdout } = await run(...pinned("load", "wrk", args), { timeout: (o.durationS + 30) * 1000 });
   return parseWrk(stdout);
 }
 
