@@ -10,18 +10,11 @@ export function murmur3(text: string, seed = 0): number {
 
 function murmur3Ascii(bytes: string, seed: number): number {
   const len = bytes.length;
-  const c1 = 0xcc9e2d51;
-  const c2 = 0x1b873593;
   let h = seed >>> 0;
   const blocks = len & ~3;
   for (let i = 0; i < blocks; i += 4) {
-    let k = bytes.charCodeAt(i) | (bytes.charCodeAt(i + 1) << 8) | (bytes.charCodeAt(i + 2) << 16) | (bytes.charCodeAt(i + 3) << 24);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    const k = bytes.charCodeAt(i) | (bytes.charCodeAt(i + 1) << 8) | (bytes.charCodeAt(i + 2) << 16) | (bytes.charCodeAt(i + 3) << 24);
+    h = mixBlock(h, k);
   }
   const tail = len & 3;
   if (tail > 0) {
@@ -29,28 +22,18 @@ function murmur3Ascii(bytes: string, seed: number): number {
     if (tail === 3) k ^= bytes.charCodeAt(blocks + 2) << 16;
     if (tail >= 2) k ^= bytes.charCodeAt(blocks + 1) << 8;
     k ^= bytes.charCodeAt(blocks);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
+    h ^= scramble(k);
   }
   return fmix(h, len);
 }
 
 function murmur3Bytes(bytes: Uint8Array, seed: number): number {
   const len = bytes.length;
-  const c1 = 0xcc9e2d51;
-  const c2 = 0x1b873593;
   let h = seed >>> 0;
   const blocks = len & ~3;
   for (let i = 0; i < blocks; i += 4) {
-    let k = (bytes[i] as number) | ((bytes[i + 1] as number) << 8) | ((bytes[i + 2] as number) << 16) | ((bytes[i + 3] as number) << 24);
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+    const k = (bytes[i] as number) | ((bytes[i + 1] as number) << 8) | ((bytes[i + 2] as number) << 16) | ((bytes[i + 3] as number) << 24);
+    h = mixBlock(h, k);
   }
   const tail = len & 3;
   if (tail > 0) {
@@ -58,12 +41,19 @@ function murmur3Bytes(bytes: Uint8Array, seed: number): number {
     if (tail === 3) k ^= (bytes[blocks + 2] as number) << 16;
     if (tail >= 2) k ^= (bytes[blocks + 1] as number) << 8;
     k ^= bytes[blocks] as number;
-    k = Math.imul(k, c1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, c2);
-    h ^= k;
+    h ^= scramble(k);
   }
   return fmix(h, len);
+}
+
+function scramble(k: number): number {
+  const x = Math.imul(k, 0xcc9e2d51);
+  return Math.imul((x << 15) | (x >>> 17), 0x1b873593);
+}
+
+function mixBlock(hash: number, k: number): number {
+  const h = hash ^ scramble(k);
+  return (Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64) | 0;
 }
 
 function fmix(hash: number, len: number): number {
