@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import { request } from "undici";
 import { fixedRate } from "./fixed-rate.ts";
 import { describePinning, pinSelf, unpinSelf } from "./pinning.ts";
-import { buildIsthmus, callerIdentity, Fleet, FULL_HOST, freePort, isthmusConfig, missingTools, PLAIN_HOST, type Target } from "./targets.ts";
+import { buildIsthmus, Fleet, missingTools, type Target } from "./targets.ts";
 import { wrk, type LoadResult } from "./wrk.ts";
 
 const num = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
@@ -49,28 +49,7 @@ process.once("SIGINT", stop);
 process.once("SIGTERM", stop);
 
 try {
-  const [up, ngx, fst, floor, plain, full, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
-  const id = await callerIdentity();
-  const config = isthmusConfig(up, id.bundle);
-  const upstream = await fleet.upstream(up);
-  const redis = await fleet.redis(redisPort);
-  const [nginxProxy, fastify, nodeFloor, isthmusPlain, isthmusFull] = await Promise.all([
-    fleet.nginxProxy(ngx, up),
-    fleet.fastifyProxy(fst, up),
-    fleet.nodeFloor(floor, up),
-    fleet.isthmus("plain", plain, config, {}),
-    fleet.isthmus("full", full, config, { ISTHMUS_REDIS_URL: `redis://127.0.0.1:${redis.port}` }),
-  ]);
-  const o = (port: number) => `http://127.0.0.1:${port}`;
-  const fullHeaders = { host: FULL_HOST, authorization: `Bearer ${id.token}`, "x-session": "user-4711" };
-  const all: Target[] = [
-    { name: "direct", origin: o(up), headers: {}, pid: upstream.proc.pid ?? 0 },
-    { name: "nginx", origin: o(ngx), headers: {}, pid: nginxProxy.proc.pid ?? 0 },
-    { name: "fastify-proxy", origin: o(fst), headers: {}, pid: fastify.proc.pid ?? 0 },
-    { name: "node-floor", origin: o(floor), headers: {}, pid: nodeFloor.proc.pid ?? 0 },
-    { name: "isthmus-plain", origin: o(plain), headers: { host: PLAIN_HOST }, pid: isthmusPlain.proc.pid ?? 0 },
-    { name: "isthmus-full", origin: o(full), headers: fullHeaders, pid: isthmusFull.proc.pid ?? 0 },
-  ];
+  const all = await fleet.startTargets();
   const targets = only ? all.filter((t) => only.includes(t.name)) : all;
   await checkTargets(targets);
   console.log(header());

@@ -73,6 +73,35 @@ export class Fleet {
     return proc;
   }
 
+  /**
+   * Every target of the bench, each on a free loopback port: the upstream ("direct"), nginx,
+   * fastify, node-floor and both isthmus processes, with the headers each must be sent.
+   * `isthmusEnv` is added to both isthmus processes' environment (bench/hold.ts passes NODE_OPTIONS).
+   */
+  async startTargets(isthmusEnv: Record<string, string> = {}): Promise<Target[]> {
+    const [up, ngx, fst, floor, plain, full, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const id = await callerIdentity();
+    const config = isthmusConfig(up, id.bundle);
+    const upstream = await this.upstream(up);
+    const redis = await this.redis(redisPort);
+    const [nginxProxy, fastify, nodeFloor, isthmusPlain, isthmusFull] = await Promise.all([
+      this.nginxProxy(ngx, up),
+      this.fastifyProxy(fst, up),
+      this.nodeFloor(floor, up),
+      this.isthmus("plain", plain, config, isthmusEnv),
+      this.isthmus("full", full, config, { ...isthmusEnv, ISTHMUS_REDIS_URL: `redis://127.0.0.1:${redis.port}` }),
+    ]);
+    const o = (port: number) => `http://127.0.0.1:${port}`;
+    return [
+      { name: "direct", origin: o(up), headers: {}, pid: upstream.proc.pid ?? 0 },
+      { name: "nginx", origin: o(ngx), headers: {}, pid: nginxProxy.proc.pid ?? 0 },
+      { name: "fastify-proxy", origin: o(fst), headers: {}, pid: fastify.proc.pid ?? 0 },
+      { name: "node-floor", origin: o(floor), headers: {}, pid: nodeFloor.proc.pid ?? 0 },
+      { name: "isthmus-plain", origin: o(plain), headers: { host: PLAIN_HOST }, pid: isthmusPlain.proc.pid ?? 0 },
+      { name: "isthmus-full", origin: o(full), headers: { host: FULL_HOST, authorization: `Bearer ${id.token}`, "x-session": "user-4711" }, pid: isthmusFull.proc.pid ?? 0 },
+    ];
+  }
+
   /** nginx with one worker, no access log, keep-alive without the 1,000-requests-per-connection cap. */
   async nginx(name: string, port: number, httpBody: string, cpus: keyof Pinning): Promise<Running> {
     const dir = join(this.dir, name);

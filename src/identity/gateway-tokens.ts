@@ -37,7 +37,7 @@ export class GatewayTokens {
 
   /** `Bearer <token>`, signing a new token when none is cached. */
   async authorization(subject: string, audience: string): Promise<string> {
-    return this.cachedAuthorization(subject, audience) ?? `Bearer ${await this.tokenFor(subject, audience)}`;
+    return `Bearer ${await this.tokenFor(subject, audience)}`;
   }
 
   async tokenFor(subject: string, audience: string): Promise<string> {

@@ -71,11 +71,7 @@ export class CallerVerifier {
     if (authorization === null) return undefined;
     // Only tokens that matched TOKEN are remembered, so a hit needs neither the regex nor a hash.
     const tokenId = this.recentIds.get(authorization);
-    if (tokenId === undefined) return undefined;
-    const cached = this.cache.get(tokenId);
-    if (!cached || !this.stillTrusted(cached)) return undefined;
-    this.cacheHits += 1;
-    return (cached.hit ??= { ok: true, caller: cached.caller });
+    return tokenId === undefined ? undefined : this.cachedVerdict(tokenId);
   }
 
   /** `authorization` is the Authorization header as received (several headers joined by ", "). */
@@ -86,11 +82,8 @@ export class CallerVerifier {
     if (!m) return fail('Authorization must be exactly "Bearer <compact JWS>" (one header, one token)');
     const token = authorization.slice(7);
     const tokenId = this.tokenIdOf(authorization, token);
-    const cached = this.cache.get(tokenId);
-    if (cached && this.stillTrusted(cached)) {
-      this.cacheHits += 1;
-      return (cached.hit ??= { ok: true, caller: cached.caller });
-    }
+    const hit = this.cachedVerdict(tokenId);
+    if (hit) return hit;
 
     const header = decodeSegment(m[1] as string);
     const payload = decodeSegment(m[2] as string);
@@ -154,6 +147,14 @@ export class CallerVerifier {
     return { ok: true, caller };
   }
 
+  /** The verdict for a token verified before, while it is still cached and its key still trusted. */
+  private cachedVerdict(tokenId: string): VerifyResult | undefined {
+    const cached = this.cache.get(tokenId);
+    if (!cached || !this.stillTrusted(cached)) return undefined;
+    this.cacheHits += 1;
+    return (cached.hit ??= { ok: true, caller: cached.caller });
+  }
+
   /** A cluster deleted, its bundle replaced, or the key dropped from it: the cached verdict no longer holds. */
   private stillTrusted(e: CacheEntry): boolean {
     const entry = e.issuer !== undefined ? this.trust.issuer(e.issuer) : this.trust.svid(e.caller.trustDomain);
@@ -164,9 +165,9 @@ export class CallerVerifier {
   /**
    * The token's SHA-256 (what the verification cache is keyed by), remembered for tokens seen
    * recently: a workload sends the same token for its whole lifetime, and hashing it on every
-   * request was a measurable part of the hot path. Bounded; emptied whole when full.
+   * request was a measurable part of the hot path. Kept by the whole Authorization header (which
+   * matched TOKEN), so a repeat costs one map lookup and no regex. Bounded; emptied whole when full.
    */
-  /** The token's id, remembered by the whole header (which matched TOKEN) so a repeat costs one map lookup. */
   private tokenIdOf(authorization: string, token: string): string {
     let id = this.recentIds.get(authorization);
     if (id === undefined) {

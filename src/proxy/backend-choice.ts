@@ -13,6 +13,11 @@ export interface Choice {
   degraded: boolean;
 }
 
+/** Whether a backend can take traffic now: its cluster is registered, it is usable, and not excluded. */
+function canTake(b: CompiledBackend, usable: Usable, exclude: ReadonlySet<string> | undefined): boolean {
+  return b.target !== null && usable(b) && !exclude?.has(b.id);
+}
+
 /**
  * The backends and weights in effect now. Returns null when every backend is usable (the common
  * case: the caller uses the compiled rule as is).
@@ -21,13 +26,13 @@ export function effectiveBackends(rule: CompiledRule, table: RoutingTable, usabl
   // The common case, checked without a closure: every backend with weight can take traffic.
   let allOk = true;
   for (const b of rule.backends) {
-    if (b.weight !== 0 && (b.target === null || !usable(b) || exclude?.has(b.id) === true)) {
+    if (b.weight !== 0 && !canTake(b, usable, exclude)) {
       allOk = false;
       break;
     }
   }
   if (allOk) return null;
-  const ok = (b: CompiledBackend) => b.target !== null && usable(b) && !exclude?.has(b.id);
+  const ok = (b: CompiledBackend) => canTake(b, usable, exclude);
   const out: CompiledBackend[] = rule.backends.map((b) => ({ ...b, weight: b.weight > 0 && ok(b) ? b.weight : 0 }));
   for (const b of rule.backends) {
     if (b.weight === 0 || ok(b) || b.failover.length === 0) continue;

@@ -4,11 +4,19 @@ const encoder = new TextEncoder();
 
 export function murmur3(text: string, seed = 0): number {
   // An ASCII string (sticky keys nearly always are) is its own UTF-8: hashed as is, without allocating.
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return murmur3Bytes(encoder.encode(text), seed);
-  return murmur3Ascii(text, seed);
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return murmur3OfBytes(byteString(encoder.encode(text)), seed);
+  return murmur3OfBytes(text, seed);
 }
 
-function murmur3Ascii(bytes: string, seed: number): number {
+/** The bytes as a string of one char per byte (codes 0-255); only non-ASCII keys pay for it. */
+function byteString(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return s;
+}
+
+/** MurmurHash3_x86_32 over `bytes`, a string whose char codes are the bytes. */
+function murmur3OfBytes(bytes: string, seed: number): number {
   const len = bytes.length;
   let h = seed >>> 0;
   const blocks = len & ~3;
@@ -22,25 +30,6 @@ function murmur3Ascii(bytes: string, seed: number): number {
     if (tail === 3) k ^= bytes.charCodeAt(blocks + 2) << 16;
     if (tail >= 2) k ^= bytes.charCodeAt(blocks + 1) << 8;
     k ^= bytes.charCodeAt(blocks);
-    h ^= scramble(k);
-  }
-  return fmix(h, len);
-}
-
-function murmur3Bytes(bytes: Uint8Array, seed: number): number {
-  const len = bytes.length;
-  let h = seed >>> 0;
-  const blocks = len & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    const k = (bytes[i] as number) | ((bytes[i + 1] as number) << 8) | ((bytes[i + 2] as number) << 16) | ((bytes[i + 3] as number) << 24);
-    h = mixBlock(h, k);
-  }
-  const tail = len & 3;
-  if (tail > 0) {
-    let k = 0;
-    if (tail === 3) k ^= (bytes[blocks + 2] as number) << 16;
-    if (tail >= 2) k ^= (bytes[blocks + 1] as number) << 8;
-    k ^= bytes[blocks] as number;
     h ^= scramble(k);
   }
   return fmix(h, len);
