@@ -1,61 +1,100 @@
-// An open-loop load at a fixed offered rate (what wrk2 or autocannon --overallRate do): requests
-// leave on schedule whether or not earlier ones have answered, so a slow target cannot slow the
-// load down. Latency is timed in microseconds from each request's actual send (Node's timers fire
-// about every millisecond, so timing from the ideal schedule would measure the generator's own
-// timer lag). The first 3 seconds warm up (JIT, connections on both sides) and are not counted.
-import { Pool } from "undici";
+// The fixed offered rate (what wrk2 or autocannon --overallRate do): requests leave on schedule
+// whether or not earlier ones have answered, so a slow target cannot slow the load down. The load
+// comes from bench/openloop.c, compiled here with the machine's C compiler: a native client has no
+// garbage collector and wakes on a timerfd, so it sends within tens of microseconds of the schedule
+// and times each request from its due time. The Node client it replaced had millisecond timers and
+// pauses of its own, which put 0.4 ms into the p99 of the upstream itself and moved every row.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, statSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pinned } from "./pinning.ts";
 import type { LoadResult } from "./wrk.ts";
+
+const SOURCE = join(import.meta.dirname, "openloop.c");
+const BINARY = join(import.meta.dirname, "..", "dist", "bench", "openloop");
+
+/** Whether a C compiler is there to build the open-loop client (the bench installs nothing). */
+export function hasCompiler(): boolean {
+  return spawnSync("cc", ["--version"], { stdio: "ignore" }).error === undefined;
+}
+
+/** Compiles bench/openloop.c into dist/bench/ when the binary is missing or older than its source. */
+export function buildOpenLoop(): string {
+  const built = statSync(BINARY, { throwIfNoEntry: false });
+  if (built && built.mtimeMs >= statSync(SOURCE).mtimeMs) return BINARY;
+  mkdirSync(join(BINARY, ".."), { recursive: true });
+  const r = spawnSync("cc", ["-O2", "-Wall", "-o", BINARY, SOURCE], { stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`cc could not build ${SOURCE}`);
+  return BINARY;
+}
 
 export interface FixedRateOptions {
   origin: string;
   ratePerS: number;
   durationS: number;
+  /** Sent on schedule but not counted: connections open, JIT warm. */
+  warmupS: number;
   connections: number;
   headers?: Record<string, string>;
 }
 
-const WARMUP_S = 3;
+export interface FixedRateResult extends LoadResult {
+  p90us: number;
+  p999us: number;
+  /** How late the client's sends left against the schedule, p99: the generator's own precision (a stalled load core shows here). */
+  sendLagP99us: number;
+  /** Every counted request's latency in µs, in schedule order, for pooling rounds. */
+  latenciesUs: Float64Array;
+}
 
-export async function fixedRate(o: FixedRateOptions): Promise<LoadResult> {
-  const pool = new Pool(o.origin, { connections: o.connections, pipelining: 1, keepAliveTimeout: 60_000 });
-  const total = Math.round(o.ratePerS * (o.durationS + WARMUP_S));
-  const counted = Math.round(o.ratePerS * WARMUP_S);
-  const latencies = new Float64Array(total);
-  let done = 0;
-  let errors = 0;
-  let sent = 0;
-  const start = performance.now();
-  const intervalMs = 1000 / o.ratePerS;
-  await new Promise<void>((resolve) => {
-    const send = (i: number) => {
-      const sentAt = performance.now();
-      pool
-        .request({ path: "/", method: "GET", headers: o.headers })
-        .then(async (res) => {
-          await res.body.dump();
-          if (i >= counted && (res.statusCode < 200 || res.statusCode >= 300)) errors++;
-        })
-        .catch(() => {
-          if (i >= counted) errors++;
-        })
-        .finally(() => {
-          latencies[i] = (performance.now() - sentAt) * 1000;
-          if (++done === total) resolve();
-        });
-    };
-    const tick = () => {
-      const now = performance.now();
-      while (sent < total && start + sent * intervalMs <= now) {
-        send(sent);
-        sent++;
-      }
-      if (sent < total) setTimeout(tick, 1);
-    };
-    tick();
+interface OpenLoopReport {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50us: number;
+  p90us: number;
+  p99us: number;
+  p999us: number;
+  maxUs: number;
+  sendLagP99us: number;
+}
+
+export async function fixedRate(o: FixedRateOptions): Promise<FixedRateResult> {
+  const trace = join(tmpdir(), `isthmus-openloop-${process.pid}-${Math.random().toString(36).slice(2)}.txt`);
+  const args = ["-r", String(o.ratePerS), "-d", String(o.durationS), "-w", String(o.warmupS), "-c", String(o.connections), "-o", trace];
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push("-H", `${k}: ${v}`);
+  args.push(`${o.origin}/`);
+  const stdout = await new Promise<string>((resolve, reject) => {
+    const proc = spawn(...pinned("load", buildOpenLoop(), args), { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    proc.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+    proc.once("error", reject);
+    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`openloop exited with ${code}`))));
   });
-  const elapsedS = (performance.now() - start) / 1000 - WARMUP_S;
-  await pool.close();
-  const sorted = Array.from(latencies.subarray(counted)).sort((a, b) => a - b);
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-  return { rps: sorted.length / elapsedS, p50us: q(0.5), p99us: q(0.99), maxUs: sorted[sorted.length - 1] as number, errors, requests: sorted.length };
+  try {
+    const r = JSON.parse(stdout) as OpenLoopReport;
+    const text = await readFile(trace, "utf8");
+    const lines = text.split("\n").filter((l) => l !== "");
+    const latenciesUs = new Float64Array(lines.length);
+    lines.forEach((l, i) => (latenciesUs[i] = Number(l.slice(l.indexOf(" ") + 1))));
+    return { rps: r.rps, p50us: r.p50us, p90us: r.p90us, p99us: r.p99us, p999us: r.p999us, maxUs: r.maxUs, errors: r.errors, requests: r.requests, sendLagP99us: r.sendLagP99us, latenciesUs };
+  } finally {
+    await rm(trace, { force: true });
+  }
+}
+
+/** Quantiles of latencies pooled over rounds (the same rule as openloop.c: the value at floor(q·n)). */
+export function pooled(latencies: Float64Array[]): { p50us: number; p90us: number; p99us: number; p999us: number; maxUs: number; requests: number } {
+  const n = latencies.reduce((s, l) => s + l.length, 0);
+  const all = new Float64Array(n);
+  let at = 0;
+  for (const l of latencies) {
+    all.set(l, at);
+    at += l.length;
+  }
+  all.sort();
+  const q = (p: number) => (n === 0 ? NaN : (all[Math.min(n - 1, Math.floor(p * n))] as number));
+  return { p50us: q(0.5), p90us: q(0.9), p99us: q(0.99), p999us: q(0.999), maxUs: q(1), requests: n };
 }

@@ -197,7 +197,7 @@ ${httpBody}
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));
     const proc = this.track(
-      spawn(...pinned("proxy", process.execPath, [join(ROOT, "dist", "isthmus.mjs")]), {
+      spawn(...pinned("proxy", process.execPath, [...benchNodeArgs(), join(ROOT, "dist", "isthmus.mjs")]), {
         env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ISTHMUS_CONFIG: file, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       }),
@@ -205,6 +205,11 @@ ${httpBody}
     await waitReady(`http://127.0.0.1:${port}/_isthmus/readyz`, proc);
     return { proc, port };
   }
+}
+
+/** Extra node flags for both isthmus processes (BENCH_NODE_ARGS, for experiments by hand: V8 flags such as --trace-gc are refused in NODE_OPTIONS). */
+function benchNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== "");
 }
 
 /** A caller's workload identity: a key whose public half is the west cluster's bundle, and its JWT-SVID. */
