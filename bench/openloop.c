@@ -114,6 +114,7 @@ static void send_more(struct conn *c) {
     ssize_t n = write(c->fd, request + c->sent, request_len - c->sent);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) { want_write(c, 1); return; }
+      if (errno == ECONNREFUSED) die("connect");  // nothing listens: no point in retrying
       reset_conn(c);
       return;
     }

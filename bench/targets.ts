@@ -1,6 +1,7 @@
 // The processes under test, each on its own loopback port: nginx as the upstream and as a weighted
 // proxy, @fastify/http-proxy, and isthmus twice (plain; everything on), plus the Redis isthmus-full uses.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -197,7 +198,7 @@ ${httpBody}
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));
     const proc = this.track(
-      spawn(...pinned("proxy", process.execPath, [...benchNodeArgs(), join(ROOT, "dist", "isthmus.mjs")]), {
+      spawn(...pinned("proxy", process.execPath, [...startFlags(), ...benchNodeArgs(), join(ROOT, "dist", "isthmus.mjs")]), {
         env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ISTHMUS_CONFIG: file, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       }),
@@ -205,6 +206,17 @@ ${httpBody}
     await waitReady(`http://127.0.0.1:${port}/_isthmus/readyz`, proc);
     return { proc, port };
   }
+}
+
+/**
+ * The node flags \`npm start\` runs the bundle with (read from package.json, so the bench runs what
+ * users run): the V8 garbage-collector settings for a one-core event loop (see docs/architecture.md).
+ */
+export function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: { start: string } };
+  const m = /(?:^|&&)\s*node\s+((?:--\S+\s+)*)dist\/isthmus\.mjs\s*$/.exec(pkg.scripts.start);
+  if (!m) throw new Error(`package.json's start script does not end in "node [flags] dist/isthmus.mjs": ${pkg.scripts.start}`);
+  return (m[1] as string).split(/\s+/).filter((a) => a !== "");
 }
 
 /** Extra node flags for both isthmus processes (BENCH_NODE_ARGS, for experiments by hand: V8 flags such as --trace-gc are refused in NODE_OPTIONS). */

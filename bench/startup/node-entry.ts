@@ -5,6 +5,7 @@ import { symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { build, type BuildOptions } from "esbuild";
 import { childEnv, fileSize, freePort, median, nodeEmptyMs, REPO_ROOT, rounds, rssOf, sleep, stopChild, type Cleanup, type FileSize, type Log, type Rss } from "./common.ts";
+import { startFlags } from "../targets.ts";
 
 const HOST = "bench.isthmus";
 /** What only the upstream answers: a 200 with this body was proxied, not made up by the gateway. */
@@ -155,7 +156,7 @@ export async function measureNodeEntry(cleanup: Cleanup, count: number, log: Log
   const forms = [
     // The two forms that ship: `npm run start:dev` (tsx) and `npm start` (the bundle).
     { label: "tsx, as `npm run start:dev` (transform cache warm)", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
-    { label: "esbuild bundle, as `npm start`", command: "node dist/isthmus.mjs", args: [bundle.path], env: gatewayEnv },
+    { label: "esbuild bundle, as `npm start`", command: `node ${startFlags().join(" ")} dist/isthmus.mjs`, args: [...startFlags(), bundle.path], env: gatewayEnv },
     // Diagnostics that split tsx's cost. tsx keeps transformed files in $TMPDIR/tsx-<uid>; without
     // that cache every .ts file goes through esbuild at start.
     { label: "diagnostic: tsx, transform cache off", command: "TSX_DISABLE_CACHE=1 node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: { ...gatewayEnv, TSX_DISABLE_CACHE: "1" } },
