@@ -1,7 +1,12 @@
 // Soak (research/perf-reliability.md §4.2 A2, shortened to fit `npm test`): the gateway as it ships
 // (`node --import tsx src/runtime/node-main.ts`, configured by PORT and ISTHMUS_CONFIG) in a child
 // process, so the RSS read from /proc/<pid>/status is the gateway's own, under a steady 200 req/s
-// for 60 s. Pass: no failed request, and RSS and heap in use at the end at most 10% above their values after a 10 s warm-up.
+// for 60 s. Pass: no failed request, heap in use at the end at most 10% above its value after a 10 s
+// warm-up, and RSS at most 20% above. RSS gets the wider bound because it still steps up in the first
+// minute as the allocator and JIT code settle (seen: +11.4% while the post-GC heap grew 4%, flat for the
+// last 20 s); a leak of 1 KiB per request would add 12% more on top, and the timer leak this test
+// was written after held about 20 MiB, +70% of the heap. The 10-minute `npm run bench -- --soak` is
+// where RSS growth is measured against its 5% goal.
 // Both readings follow a full GC, asked of the child by SIGUSR2 through a test-only preload
 // (`--expose-gc --import gc-hook.mjs`): without it V8 may go 40 s without a major GC and let RSS
 // climb with garbage (seen here: +25% with a flat post-GC heap), which says nothing about a leak.
@@ -23,7 +28,8 @@ const RATE = 200; // requests per second
 const WARMUP_MS = 10_000;
 const SOAK_MS = 60_000;
 /** For RSS and for the heap in use, both after a full GC. */
-const MAX_RSS_GROWTH = 0.1;
+const MAX_RSS_GROWTH = 0.2;
+const MAX_HEAP_GROWTH = 0.1;
 const REPO = path.resolve(import.meta.dirname, "../..");
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -58,7 +64,7 @@ function stop(child: ChildProcess): Promise<void> {
 }
 
 it(
-  `soak: ${SOAK_MS / 1000} s at ${RATE} req/s through a child-process gateway: no errors, RSS within ${MAX_RSS_GROWTH * 100}% of its value after ${WARMUP_MS / 1000} s`,
+  `soak: ${SOAK_MS / 1000} s at ${RATE} req/s through a child-process gateway: no errors, heap within ${MAX_HEAP_GROWTH * 100}% and RSS within ${MAX_RSS_GROWTH * 100}% of their values after ${WARMUP_MS / 1000} s`,
   async () => {
     const upstream = await startUpstream("east");
     cleanups.push(() => upstream.close());
@@ -210,7 +216,7 @@ it(
     expect(failures.slice(0, 5)).toEqual([]);
     expect(ok).toBe((SOAK_MS / 1000) * RATE);
     expect(growth).toBeLessThanOrEqual(MAX_RSS_GROWTH);
-    expect((atEnd.heapUsed - atWarm.heapUsed) / atWarm.heapUsed).toBeLessThanOrEqual(MAX_RSS_GROWTH);
+    expect((atEnd.heapUsed - atWarm.heapUsed) / atWarm.heapUsed).toBeLessThanOrEqual(MAX_HEAP_GROWTH);
   },
   90_000,
 );
