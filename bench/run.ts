@@ -2,9 +2,10 @@
 // the upstream directly (the limit), nginx as a weighted proxy, @fastify/http-proxy, isthmus with a
 // plain weighted route, and isthmus with everything on (JWT-SVID verification, an authorization
 // policy, sticky choice, metrics flushed to Redis). Throughput and closed-loop latency with wrk,
-// a fixed offered rate with an open-loop client, several rounds, medians; then the startup cost.
+// a fixed offered rate with a native open-loop client (bench/openloop.c) in interleaved rounds, latencies
+// pooled per target; then the startup cost.
 // `npm run bench -- --soak`: 10 minutes at a fixed rate through isthmus-full, RSS every 10 s.
-// It installs nothing: when wrk, nginx or redis-server is missing it says what to install.
+// It installs nothing: when wrk, nginx, redis-server or a C compiler is missing it says what to install.
 import { cpus, loadavg, totalmem } from "node:os";
 import { readFile } from "node:fs/promises";
 import { request } from "undici";
@@ -258,7 +259,7 @@ function medianNumber(xs: number[]): number {
 }
 
 function medianOf(rs: LoadResult[]): LoadResult {
-  const m = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const m = medianNumber;
   return {
     rps: m(rs.map((r) => r.rps)),
     p50us: m(rs.map((r) => r.p50us)),
