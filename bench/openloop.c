@@ -10,7 +10,6 @@
 // Prints one JSON object: requests counted (after the warm-up), errors, req/s, latency quantiles in
 // µs, and how late the sends left against their schedule (the generator's own precision).
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -258,7 +257,6 @@ int main(int argc, char **argv) {
   int opt;
   char *headers[MAX_HEADERS];
   int nheaders = 0;
-  nconns = 0;
   const char *trace = NULL;
   while ((opt = getopt(argc, argv, "r:d:w:c:H:o:")) != -1) {
     switch (opt) {

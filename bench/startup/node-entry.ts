@@ -153,10 +153,11 @@ export async function measureNodeEntry(cleanup: Cleanup, count: number, log: Log
   const srcOnly = await buildSrcOnlyBundle(dir);
   const gatewayEnv = { ISTHMUS_CONFIG: config, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "" };
 
+  const flags = startFlags();
   const forms = [
     // The two forms that ship: `npm run start:dev` (tsx) and `npm start` (the bundle).
     { label: "tsx, as `npm run start:dev` (transform cache warm)", command: "node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: gatewayEnv },
-    { label: "esbuild bundle, as `npm start`", command: `node ${startFlags().join(" ")} dist/isthmus.mjs`, args: [...startFlags(), bundle.path], env: gatewayEnv },
+    { label: "esbuild bundle, as `npm start`", command: `node ${flags.join(" ")} dist/isthmus.mjs`, args: [...flags, bundle.path], env: gatewayEnv },
     // Diagnostics that split tsx's cost. tsx keeps transformed files in $TMPDIR/tsx-<uid>; without
     // that cache every .ts file goes through esbuild at start.
     { label: "diagnostic: tsx, transform cache off", command: "TSX_DISABLE_CACHE=1 node --import tsx src/runtime/node-main.ts", args: ["--import", "tsx", ENTRY], env: { ...gatewayEnv, TSX_DISABLE_CACHE: "1" } },
