@@ -86,7 +86,7 @@ export async function fixedRate(o: FixedRateOptions): Promise<FixedRateResult> {
 }
 
 /** Quantiles of latencies pooled over rounds (the same rule as openloop.c: the value at floor(q·n)). */
-export function pooled(latencies: Float64Array[]): { p50us: number; p90us: number; p99us: number; p999us: number; maxUs: number; requests: number } {
+export function pooled(latencies: Float64Array[]): { p50us: number; p90us: number; p99us: number; p999us: number; maxUs: number; requests: number; over500us: number; over1ms: number } {
   const n = latencies.reduce((s, l) => s + l.length, 0);
   const all = new Float64Array(n);
   let at = 0;
@@ -96,5 +96,17 @@ export function pooled(latencies: Float64Array[]): { p50us: number; p90us: numbe
   }
   all.sort();
   const q = (p: number) => (n === 0 ? NaN : (all[Math.min(n - 1, Math.floor(p * n))] as number));
-  return { p50us: q(0.5), p90us: q(0.9), p99us: q(0.99), p999us: q(0.999), maxUs: q(1), requests: n };
+  // The share of requests slower than a threshold: where a p99 falls inside a cluster of stalls,
+  // these say how many requests each target actually slowed, which the p99 alone hides.
+  const over = (us: number) => {
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((all[mid] as number) > us) hi = mid;
+      else lo = mid + 1;
+    }
+    return n === 0 ? NaN : (n - lo) / n;
+  };
+  return { p50us: q(0.5), p90us: q(0.9), p99us: q(0.99), p999us: q(0.999), maxUs: q(1), requests: n, over500us: over(500), over1ms: over(1000) };
 }

@@ -27,6 +27,8 @@ export interface Target {
   origin: string;
   headers: Record<string, string>;
   pid: number;
+  /** Measured in the saturation rounds only (a variant of another target's request, for a throughput ratio). */
+  saturationOnly?: boolean;
 }
 
 export interface Running {
@@ -93,13 +95,17 @@ export class Fleet {
       this.isthmus("full", full, config, { ...isthmusEnv, ISTHMUS_REDIS_URL: `redis://127.0.0.1:${redis.port}` }),
     ]);
     const o = (port: number) => `http://127.0.0.1:${port}`;
+    const callerHeaders = { authorization: `Bearer ${id.token}`, "x-session": "user-4711" };
     return [
       { name: "direct", origin: o(up), headers: {}, pid: upstream.proc.pid ?? 0 },
       { name: "nginx", origin: o(ngx), headers: {}, pid: nginxProxy.proc.pid ?? 0 },
       { name: "fastify-proxy", origin: o(fst), headers: {}, pid: fastify.proc.pid ?? 0 },
       { name: "node-floor", origin: o(floor), headers: {}, pid: nodeFloor.proc.pid ?? 0 },
       { name: "isthmus-plain", origin: o(plain), headers: { host: PLAIN_HOST }, pid: isthmusPlain.proc.pid ?? 0 },
-      { name: "isthmus-full", origin: o(full), headers: { host: FULL_HOST, authorization: `Bearer ${id.token}`, "x-session": "user-4711" }, pid: isthmusFull.proc.pid ?? 0 },
+      // The plain route sent isthmus-full's request (its token and session header, which an
+      // unauthenticated route forwards as they are): full / this is what the features alone cost.
+      { name: "isthmus-plain-samereq", origin: o(plain), headers: { host: PLAIN_HOST, ...callerHeaders }, pid: isthmusPlain.proc.pid ?? 0, saturationOnly: true },
+      { name: "isthmus-full", origin: o(full), headers: { host: FULL_HOST, ...callerHeaders }, pid: isthmusFull.proc.pid ?? 0 },
     ];
   }
 

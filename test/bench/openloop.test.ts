@@ -115,4 +115,12 @@ describe("pooled quantiles", () => {
     expect(p.maxUs).toBe(1099);
     expect(pooled([]).p99us).toBeNaN();
   });
+
+  it("counts the share of requests above 500 µs and 1 ms, the thresholds themselves not included", () => {
+    const p = pooled([Float64Array.from([100, 500, 501, 999]), Float64Array.from([1000, 1000.5, 4000, 20])]);
+    expect(p.over500us).toBe(5 / 8);
+    expect(p.over1ms).toBe(2 / 8);
+    expect(pooled([Float64Array.from([1, 2, 3])]).over500us).toBe(0);
+    expect(pooled([]).over1ms).toBeNaN();
+  });
 });
