@@ -7,7 +7,7 @@ import type { CompiledBackend, CompiledMatch, CompiledRule, RoutingTable } from 
 import { errorMessage } from "../util/log.ts";
 import { chooseAvailable, type Usable } from "./backend-choice.ts";
 import type { DataPlaneAnswer, DataPlaneDeps, IncomingRequest } from "./forward.ts";
-import { clientResponseHeaders, ROUTE_REVISION_HEADER, upstreamRequestHeaders } from "./headers.ts";
+import { clientResponseHeaders, revisionHeaderOf, ROUTE_REVISION_HEADER, upstreamRequestHeaders } from "./headers.ts";
 import { BodyTooLargeError, capped, readAll, RETRY_BODY_LIMIT } from "./request-body.ts";
 import { stickyKey } from "./session-key.ts";
 import { TryAbort, UpstreamError, type UpstreamEvents, type UpstreamRequest } from "./upstream.ts";
@@ -20,7 +20,6 @@ export async function exchange(
   inc: IncomingRequest,
   match: CompiledMatch,
   caller: VerifiedCaller | null,
-  revisionHeader: Record<string, string>,
 ): Promise<DataPlaneAnswer> {
   const rule = match.rule;
   const r = deps.resilience;
@@ -32,7 +31,7 @@ export async function exchange(
   const lengthHeader = inc.header("content-length");
   const declared = lengthHeader === null ? NaN : Number(lengthHeader);
   const maxBody = limits?.maxBodyBytes ?? Infinity;
-  if (inc.body !== null && declared > maxBody) return tooLarge(maxBody, revisionHeader);
+  if (inc.body !== null && declared > maxBody) return tooLarge(maxBody, revisionHeaderOf(rule));
 
   // Hold the body only when a retry might resend it and it is small; otherwise stream it once.
   let body: UpstreamRequest["body"] = inc.body;
@@ -43,8 +42,8 @@ export async function exchange(
       body = await readAll(inc.body, RETRY_BODY_LIMIT);
       bodyHeld = true;
     } catch (err) {
-      if (err instanceof BodyTooLargeError) return tooLarge(RETRY_BODY_LIMIT, revisionHeader);
-      return problem({ type: problemType("bad-request"), title: "Request body not received", status: 400, detail: "the request body could not be read" }, revisionHeader);
+      if (err instanceof BodyTooLargeError) return tooLarge(RETRY_BODY_LIMIT, revisionHeaderOf(rule));
+      return problem({ type: problemType("bad-request"), title: "Request body not received", status: 400, detail: "the request body could not be read" }, revisionHeaderOf(rule));
     }
   } else if (inc.body !== null && Number.isFinite(maxBody) && !(declared <= maxBody)) {
     body = capped(inc.body, maxBody, () => (bodyExceeded = true));
@@ -71,17 +70,17 @@ export async function exchange(
       chooseAvailable(rule, table, usable, key, random);
     if (!choice) {
       clock.settle();
-      return problem({ type: problemType("no-backend"), title: "No backend available", status: 503, detail: `every backend of rule ${rule.name} of route ${rule.route} has weight 0` }, revisionHeader);
+      return problem({ type: problemType("no-backend"), title: "No backend available", status: 503, detail: `every backend of rule ${rule.name} of route ${rule.route} has weight 0` }, revisionHeaderOf(rule));
     }
     const backend = choice.backend;
     const target = backend.target;
     if (!target) {
       clock.settle();
-      return problem({ type: problemType("unknown-cluster"), title: "Backend cluster not registered", status: 503, detail: `cluster "${backend.cluster}" of route ${rule.route} is not registered` }, revisionHeader);
+      return problem({ type: problemType("unknown-cluster"), title: "Backend cluster not registered", status: 503, detail: `cluster "${backend.cluster}" of route ${rule.route} is not registered` }, revisionHeaderOf(rule));
     }
     if (limits && !limits.acquire(backend.cluster)) {
       clock.settle();
-      return problem({ type: problemType("overloaded"), title: "Overloaded", status: 503, detail: `too many requests in flight to cluster ${backend.cluster}` }, { ...revisionHeader, "retry-after": "1" });
+      return problem({ type: problemType("overloaded"), title: "Overloaded", status: 503, detail: `too many requests in flight to cluster ${backend.cluster}` }, { ...revisionHeaderOf(rule), "retry-after": "1" });
     }
     const tryState = new Attempt(clock, deps, inc, rule, backend.cluster);
     // The caller's token never crosses: the destination gets the gateway's own, scoped to its trust domain.
@@ -144,7 +143,7 @@ export async function exchange(
       tryState.release();
       if (bodyExceeded) {
         clock.settle();
-        return tooLarge(maxBody, revisionHeader);
+        return tooLarge(maxBody, revisionHeaderOf(rule));
       }
       const timedOut = clock.timedOut || tryTimedOut || (err instanceof UpstreamError && err.failure === "timeout");
       const failure = timedOut ? "timeout" : err instanceof UpstreamError ? err.failure : "connect";
@@ -177,7 +176,7 @@ export async function exchange(
           cluster,
         }
       : { type: problemType("upstream-unavailable"), title: "Upstream unavailable", status: 502, detail: `cluster ${cluster}: ${end.failure ?? "error"}`, cluster },
-    revisionHeader,
+    revisionHeaderOf(rule),
   );
 }
 

@@ -3,10 +3,10 @@
 import { problem, problemType } from "../http/problem.ts";
 import { pickWeighted } from "../routing/choose.ts";
 import { matchRequest, normalizeHost, type RequestFacts } from "../routing/match.ts";
-import type { CompiledBackend, CompiledRule, RoutingTable } from "../routing/table.ts";
+import type { CompiledBackend, CompiledMatch, CompiledRule, RoutingTable } from "../routing/table.ts";
 import type { GatewayTokens } from "../identity/gateway-tokens.ts";
 import { identityAdmitted } from "../identity/spiffe.ts";
-import type { CallerVerifier, VerifiedCaller } from "../identity/verify-caller.ts";
+import type { CallerVerifier, VerifyResult } from "../identity/verify-caller.ts";
 import type { MetricsRecorder } from "../telemetry/recorder.ts";
 import type { Logger } from "../util/log.ts";
 import type { CircuitBreakers } from "./circuit-breaker.ts";
@@ -14,7 +14,7 @@ import { exchange } from "./exchange.ts";
 import type { Limits } from "./limits.ts";
 import type { RetryBudgets } from "./retry-budget.ts";
 import { stickyKey } from "./session-key.ts";
-import { headerListOf, ROUTE_REVISION_HEADER, type HeaderList } from "./headers.ts";
+import { headerListOf, revisionHeaderOf, ROUTE_REVISION_HEADER, type HeaderList } from "./headers.ts";
 import type { BodySource, UpstreamBody, UpstreamClient } from "./upstream.ts";
 
 export { stickyKey };
@@ -147,49 +147,69 @@ export function toWebResponse(answer: DataPlaneAnswer): Response {
   return new Response(answer.body ? answer.body.toWeb() : null, { status: answer.status, headers });
 }
 
-export async function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest): Promise<DataPlaneAnswer> {
-  const table = deps.routing.current;
-  const facts = requestFacts(inc);
-  const match = matchRequest(table, facts);
-  if (!match) {
-    return problem({
-      type: problemType("no-route"),
-      title: "No route",
-      status: 404,
-      detail: `no route matches host "${facts.host}" and path "${facts.path}"`,
-    });
-  }
-  const rule = match.rule;
-  const revisionHeader = { [ROUTE_REVISION_HEADER]: String(rule.revision) };
-  let caller: VerifiedCaller | null = null;
-  if (rule.authorization?.unauthenticated !== true) {
+/**
+ * Not an async function: the common case (a route without identity, or a token the verification cache
+ * knows) hands back exchange's own promise, with no promise of its own wrapped around it and the
+ * microtask hops that adds; only a token the cache does not know waits for `verify`. It never throws:
+ * a failure is a rejected promise, as from an async function.
+ */
+export function handleDataPlane(deps: DataPlaneDeps, inc: IncomingRequest): Promise<DataPlaneAnswer> {
+  try {
+    const table = deps.routing.current;
+    const facts = requestFacts(inc);
+    const match = matchRequest(table, facts);
+    if (!match) {
+      return Promise.resolve(
+        problem({
+          type: problemType("no-route"),
+          title: "No route",
+          status: 404,
+          detail: `no route matches host "${facts.host}" and path "${facts.path}"`,
+        }),
+      );
+    }
+    const rule = match.rule;
+    if (rule.authorization?.unauthenticated === true) return exchange(deps, table, inc, match, null);
     if (!deps.identity) {
       // Fail closed: without identity verification, a route that requires an identity admits nobody.
-      return problem(
-        { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: `route ${rule.route} requires a verified workload identity, and this gateway has no identity verification configured` },
-        { ...revisionHeader, "www-authenticate": 'Bearer realm="isthmus"' },
+      return Promise.resolve(
+        problem(
+          { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: `route ${rule.route} requires a verified workload identity, and this gateway has no identity verification configured` },
+          { ...revisionHeaderOf(rule), "www-authenticate": 'Bearer realm="isthmus"' },
+        ),
       );
     }
     const authorization = inc.header("authorization");
-    const verified = deps.identity.verifier.verifyCached(authorization) ?? (await deps.identity.verifier.verify(authorization));
-    if (!verified.ok) {
-      deps.metrics?.recordDenied(rule.route, "unauthenticated");
-      deps.log.info("caller refused: 401", { route: rule.route, reason: verified.reason, ...(verified.tokenId ? { token: verified.tokenId } : {}) });
-      return problem(
-        { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: verified.missing ? "a workload identity token (Authorization: Bearer <JWT-SVID>) is required" : "the workload identity token is not valid" },
-        { ...revisionHeader, "www-authenticate": verified.missing ? 'Bearer realm="isthmus"' : 'Bearer realm="isthmus", error="invalid_token"' },
-      );
-    }
-    caller = verified.caller;
-    const allowed = rule.authorization?.identities;
-    if (allowed && !identityAdmitted(caller.identity, allowed)) {
-      deps.metrics?.recordDenied(rule.route, "forbidden");
-      deps.log.info("caller refused: 403", { route: rule.route, identity: caller.identity, token: caller.tokenId });
-      return problem({ type: problemType("forbidden"), title: "Forbidden", status: 403, detail: `${caller.identity} is not admitted by route ${rule.route}` }, revisionHeader);
-    }
-    inc.claims = caller.claims;
+    const verified = deps.identity.verifier.verifyCached(authorization);
+    if (verified) return admit(deps, table, inc, match, verified);
+    return deps.identity.verifier.verify(authorization).then((v) => admit(deps, table, inc, match, v));
+  } catch (err) {
+    return Promise.reject(err);
   }
-  return exchange(deps, table, inc, match, caller, revisionHeader);
+}
+
+/** The caller's verdict applied: 401 or 403 as a problem, else the exchange with the verified caller. */
+function admit(deps: DataPlaneDeps, table: RoutingTable, inc: IncomingRequest, match: CompiledMatch, verified: VerifyResult): Promise<DataPlaneAnswer> {
+  const rule = match.rule;
+  if (!verified.ok) {
+    deps.metrics?.recordDenied(rule.route, "unauthenticated");
+    deps.log.info("caller refused: 401", { route: rule.route, reason: verified.reason, ...(verified.tokenId ? { token: verified.tokenId } : {}) });
+    return Promise.resolve(
+      problem(
+        { type: problemType("unauthenticated"), title: "Unauthenticated", status: 401, detail: verified.missing ? "a workload identity token (Authorization: Bearer <JWT-SVID>) is required" : "the workload identity token is not valid" },
+        { ...revisionHeaderOf(rule), "www-authenticate": verified.missing ? 'Bearer realm="isthmus"' : 'Bearer realm="isthmus", error="invalid_token"' },
+      ),
+    );
+  }
+  const caller = verified.caller;
+  const allowed = rule.authorization?.identities;
+  if (allowed && !identityAdmitted(caller.identity, allowed)) {
+    deps.metrics?.recordDenied(rule.route, "forbidden");
+    deps.log.info("caller refused: 403", { route: rule.route, identity: caller.identity, token: caller.tokenId });
+    return Promise.resolve(problem({ type: problemType("forbidden"), title: "Forbidden", status: 403, detail: `${caller.identity} is not admitted by route ${rule.route}` }, revisionHeaderOf(rule)));
+  }
+  inc.claims = caller.claims;
+  return exchange(deps, table, inc, match, caller);
 }
 
 /** Sticky or weighted choice over the configured weights, ignoring availability (explain uses it). */

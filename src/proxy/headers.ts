@@ -29,6 +29,11 @@ export type HeaderList = string[];
 /** Tells which route revision answered (every data-plane answer carries it). */
 export const ROUTE_REVISION_HEADER = "x-isthmus-route-revision";
 
+/** The route-revision header of the gateway's own answers (problems); built only when one is sent. */
+export function revisionHeaderOf(rule: { readonly revision: number }): Record<string, string> {
+  return { [ROUTE_REVISION_HEADER]: String(rule.revision) };
+}
+
 export interface ForwardingFacts {
   clientAddress: string;
   proto: "http" | "https";

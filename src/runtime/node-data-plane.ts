@@ -52,7 +52,7 @@ export function createNodeDataPlane(deps: DataPlaneDeps, log: Logger): (req: Inc
           res.destroy();
           return;
         }
-        void write(problem({ type: problemType("internal"), title: "Internal error", status: 500 }), res).catch(() => res.destroy());
+        writeResponse(problem({ type: problemType("internal"), title: "Internal error", status: 500 }), res).catch(() => res.destroy());
       });
   };
 }
@@ -166,21 +166,16 @@ export function requestBody(req: IncomingMessage): IncomingMessage | null {
   return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0") ? req : null;
 }
 
-async function write(a: DataPlaneAnswer, res: ServerResponse): Promise<void> {
+/**
+ * Writes the answer. Synchronous for the upstream's answers, the hot path (no promise per request);
+ * the gateway's own answers (web Responses) and web-stream bodies return a promise.
+ */
+function write(a: DataPlaneAnswer, res: ServerResponse): void | Promise<void> {
   if (res.destroyed) {
     if (!(a instanceof Response)) a.body?.discard();
     return;
   }
-  if (a instanceof Response) {
-    // The gateway's own answers (problems): small, and off the hot path.
-    const text = Buffer.from(await a.text());
-    const flat: string[] = [];
-    a.headers.forEach((v, k) => flat.push(k, v));
-    flat.push("content-length", String(text.length));
-    res.writeHead(a.status, flat);
-    res.end(text);
-    return;
-  }
+  if (a instanceof Response) return writeResponse(a, res);
   const body = a.body;
   // Already complete (a small answer): status line, headers and body leave in one write.
   const whole = body instanceof RelayBody ? body.takeComplete() : null;
@@ -206,6 +201,20 @@ async function write(a: DataPlaneAnswer, res: ServerResponse): Promise<void> {
     return;
   }
   // Another client's body (not the case on Node): relay its web stream.
+  return relayWeb(body, res);
+}
+
+/** The gateway's own answers (problems): small, and off the hot path. */
+async function writeResponse(a: Response, res: ServerResponse): Promise<void> {
+  const text = Buffer.from(await a.text());
+  const flat: string[] = [];
+  a.headers.forEach((v, k) => flat.push(k, v));
+  flat.push("content-length", String(text.length));
+  res.writeHead(a.status, flat);
+  res.end(text);
+}
+
+async function relayWeb(body: NonNullable<Exclude<DataPlaneAnswer, Response>["body"]>, res: ServerResponse): Promise<void> {
   const reader = body.toWeb().getReader();
   try {
     for (;;) {
