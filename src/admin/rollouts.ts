@@ -7,7 +7,7 @@ import { problem, problemType } from "../http/problem.ts";
 import { rolloutSchema, type RolloutRecord } from "../rollout/schema.ts";
 import { applyVerb, initialStatus, VerbConflictError, type Verb } from "../rollout/verbs.ts";
 import { currentCanaryWeight, rolloutFitErrors } from "../rollout/weights.ts";
-import { RolloutExistsError } from "../store/types.ts";
+import { RolloutExistsError, RuleClaimedError } from "../store/types.ts";
 import { claimRule, RuleBusyError } from "../rollout/rule-claim.ts";
 import { notifyEvents } from "../rollout/webhooks.ts";
 import { readJsonBody } from "./body.ts";
@@ -62,6 +62,8 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
       return c.json(rolloutView(created), 201);
     } catch (err) {
       if (err instanceof RolloutExistsError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message });
+      // Another rollout took the rule while this one was being created (it saw no record yet): it runs, this one does not.
+      if (err instanceof RuleClaimedError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${err.owner}" is already running on route ${spec.route} rule ${spec.rule}` });
       throw err;
     }
   });

@@ -1,5 +1,7 @@
 // One rollout per route rule, taken atomically in the store. A finished rollout's claim is replaced
-// by compare-and-set, so of two rollouts starting at once on one rule, exactly one gets it.
+// by compare-and-set; a claim whose owner is no rollout at all (its creation failed) the store lets
+// go itself. A rollout being created holds its claim: the store records its name only while the claim
+// is still its own, so of rollouts starting at once on one rule, exactly one is created.
 import type { Store } from "../store/types.ts";
 
 export class RuleBusyError extends Error {
@@ -15,8 +17,9 @@ export async function claimRule(store: Store, route: string, rule: string, name:
   let owner = await store.claimRolloutRule(route, rule, name);
   for (let i = 0; i < 3 && owner !== name; i++) {
     const holder = await store.getRollout(owner);
-    // A claim left by a rollout that finished (or no longer exists) may be taken over.
-    if (holder && !FINISHED.has(holder.status.phase)) throw new RuleBusyError(owner);
+    // Only a finished rollout's claim is taken over here. No record means a rollout being created
+    // (the store would have let go of a claim whose owner has no name recorded): busy.
+    if (!holder || !FINISHED.has(holder.status.phase)) throw new RuleBusyError(owner);
     owner = await store.claimRolloutRule(route, rule, name, owner);
   }
   if (owner !== name) throw new RuleBusyError(owner);

@@ -12,6 +12,7 @@ import {
   PreconditionFailedError,
   RolloutConflictError,
   RolloutExistsError,
+  RuleClaimedError,
   StoreUnavailableError,
   TrustDomainConflictError,
   UnknownClusterError,
@@ -172,6 +173,8 @@ export function fromWire(w: WireError): Error {
       return new IssuerConflictError(str(f.issuer), str(f.owner));
     case "RolloutExistsError":
       return new RolloutExistsError(str(f.rollout));
+    case "RuleClaimedError":
+      return new RuleClaimedError(str(f.owner));
     case "RolloutConflictError":
       return new RolloutConflictError(str(f.rollout));
     case "ValidationError":

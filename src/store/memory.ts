@@ -10,6 +10,7 @@ import {
   MAX_ROLLOUT_EVENTS,
   RolloutConflictError,
   RolloutExistsError,
+  RuleClaimedError,
   IssuerConflictError,
   PreconditionFailedError,
   referencedClusters,
@@ -153,6 +154,8 @@ export class MemoryStore implements Store {
   }
   async createRollout(record: RolloutRecord, event: RolloutEvent): Promise<RolloutRecord> {
     if (this.rollouts.has(record.name)) throw new RolloutExistsError(record.name);
+    const owner = this.ruleClaims.get(`${record.spec.route}/${record.spec.rule}`);
+    if (owner !== record.name) throw new RuleClaimedError(owner ?? "");
     const stored = { ...clone(record), version: 1 };
     this.rollouts.set(record.name, { record: stored, events: [clone(event)] });
     this.changed("rollout", record.name);
@@ -183,7 +186,8 @@ export class MemoryStore implements Store {
   async claimRolloutRule(route: string, rule: string, name: string, replace?: string): Promise<string> {
     const key = `${route}/${rule}`;
     const cur = this.ruleClaims.get(key);
-    if (cur === undefined || cur === name || (replace !== undefined && cur === replace)) {
+    // A claim whose owner is no rollout was left by a creation that failed: it may be taken.
+    if (cur === undefined || cur === name || (replace !== undefined && cur === replace) || !this.rollouts.has(cur)) {
       this.ruleClaims.set(key, name);
       return name;
     }

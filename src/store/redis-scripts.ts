@@ -224,11 +224,24 @@ return {1, routeRev, nv}
 `;
 
 /** Claims a hash field for `name`: when free, already its, or held by `replace`. KEYS: 1 hash. ARGV: 1 field, 2 name, 3 replace (""). Returns the owner. */
+// KEYS: rule claims, rollout name index. ARGV: route/rule, name, the finished owner to replace ("" for none).
+// A claim whose owner has no name in the index was left by a creation that failed: it may be taken.
 export const CLAIM = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur == false or cur == ARGV[2] or (ARGV[3] ~= '' and cur == ARGV[3]) then
+if cur == false or cur == ARGV[2] or (ARGV[3] ~= '' and cur == ARGV[3]) or redis.call('HEXISTS', KEYS[2], cur) == 0 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   return ARGV[2]
 end
 return cur
+`;
+
+// A new rollout's name recorded in the index, only while its rule's claim is still its own.
+// KEYS: rollout name index, rule claims. ARGV: name, route, route/rule.
+// Returns {1, ""} when recorded, {0, ""} when the name is taken, {-1, owner} when the claim is another's.
+export const ROLLOUT_INDEX = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0, ''} end
+local owner = redis.call('HGET', KEYS[2], ARGV[3])
+if owner ~= ARGV[1] then return {-1, owner or ''} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, ''}
 `;

@@ -4,7 +4,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { parseCluster, parseRoute } from "../config/validate.ts";
 import type { Cluster, Route } from "../config/schemas.ts";
 import { canonicalJson } from "../util/canonical-json.ts";
-import { CLAIM, CLUSTER_WRITE, LOCK, METRICS_APPLY, ROLLOUT_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
+import { CLAIM, CLUSTER_WRITE, LOCK, METRICS_APPLY, ROLLOUT_INDEX, ROLLOUT_WRITE, ROUTE_READ, ROUTE_REFS_RESERVE, ROUTE_REFS_SET, ROUTE_WRITE } from "./redis-scripts.ts";
 import type { RolloutEvent, RolloutRecord } from "../rollout/schema.ts";
 import type { MetricBatch, SeriesInfo } from "../telemetry/metric-batch.ts";
 import {
@@ -14,6 +14,7 @@ import {
   MAX_ROLLOUT_EVENTS,
   RolloutConflictError,
   RolloutExistsError,
+  RuleClaimedError,
   PreconditionFailedError,
   referencedClusters,
   StoreUnavailableError,
@@ -72,6 +73,7 @@ export class RedisStore implements Store {
     this.client.defineCommand("isthmusLock", { lua: LOCK });
     this.client.defineCommand("isthmusRolloutWrite", { lua: ROLLOUT_WRITE });
     this.client.defineCommand("isthmusClaim", { lua: CLAIM });
+    this.client.defineCommand("isthmusRolloutIndex", { lua: ROLLOUT_INDEX });
     const commands = this.client as unknown as Record<string, ScriptRunner>;
     this.routeRead = (commands.isthmusRouteRead as unknown as RedisStore["routeRead"]).bind(this.client);
     this.routeWrite = (commands.isthmusRouteWrite as ScriptRunner).bind(this.client);
@@ -265,9 +267,12 @@ export class RedisStore implements Store {
 
   async createRollout(record: RolloutRecord, event: RolloutEvent): Promise<RolloutRecord> {
     const m = this.metaKeys;
-    // The name is claimed in the index first ({meta} slot), then the state written in the route's slot.
-    const claimed = await this.call(() => this.client.hsetnx(m.rollouts, record.name, record.spec.route));
-    if (claimed !== 1) throw new RolloutExistsError(record.name);
+    // The name is recorded in the index first ({meta} slot, with the rule claim it checks), then the
+    // state written in the route's slot.
+    const run = (this.client as unknown as Record<string, (n: number, ...a: string[]) => Promise<[number, string]>>).isthmusRolloutIndex as (n: number, ...a: string[]) => Promise<[number, string]>;
+    const [indexed, owner] = await this.call(() => run.call(this.client, 2, m.rollouts, m.ruleClaims, record.name, record.spec.route, `${record.spec.route}/${record.spec.rule}`));
+    if (indexed === 0) throw new RolloutExistsError(record.name);
+    if (indexed !== 1) throw new RuleClaimedError(owner);
     try {
       return await this.writeRollout(record.name, 0, record, [event]);
     } catch (err) {
@@ -295,7 +300,7 @@ export class RedisStore implements Store {
 
   async claimRolloutRule(route: string, rule: string, name: string, replace?: string): Promise<string> {
     const run = (this.client as unknown as Record<string, (n: number, ...a: string[]) => Promise<string>>).isthmusClaim as (n: number, ...a: string[]) => Promise<string>;
-    return this.call(() => run.call(this.client, 1, this.metaKeys.ruleClaims, `${route}/${rule}`, name, replace ?? ""));
+    return this.call(() => run.call(this.client, 2, this.metaKeys.ruleClaims, this.metaKeys.rollouts, `${route}/${rule}`, name, replace ?? ""));
   }
 
   async listRolloutEvents(name: string): Promise<RolloutEvent[]> {

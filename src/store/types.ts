@@ -98,7 +98,12 @@ export interface Store {
   snapshot(): Promise<StoreSnapshot>;
   /** Change notifications (pub/sub for Redis). Delivery is best effort: readers also poll version(). */
   subscribe(listener: (event: ChangeEvent) => void): Promise<() => Promise<void>>;
-  /** Creates a rollout (version 1); throws RolloutExistsError when the name is taken. */
+  /**
+   * Creates a rollout (version 1); throws RolloutExistsError when the name is taken, and
+   * RuleClaimedError when its rule's claim (claimRolloutRule, taken first) is no longer the
+   * rollout's: checked in the same atomic step that records the name, so of rollouts racing for
+   * one rule exactly one is created.
+   */
   createRollout(record: RolloutRecord, event: RolloutEvent): Promise<RolloutRecord>;
   getRollout(name: string): Promise<RolloutRecord | null>;
   listRollouts(): Promise<RolloutRecord[]>;
@@ -113,7 +118,9 @@ export interface Store {
   listRolloutEvents(name: string): Promise<RolloutEvent[]>;
   /**
    * Claims a route rule for a rollout: one rollout per rule at a time, atomically. Succeeds when the
-   * rule is free, already `name`'s, or still held by `replace` (a finished rollout being replaced).
+   * rule is free, already `name`'s, still held by `replace` (a finished rollout being replaced), or
+   * held by a name that no rollout has (a claim left by a creation that failed); a rollout being
+   * created keeps its claim from the moment its name is recorded.
    * Returns the rule's owner after the call (`name` when claimed).
    */
   claimRolloutRule(route: string, rule: string, name: string, replace?: string): Promise<string>;
@@ -178,6 +185,14 @@ export class IssuerConflictError extends Error {
   ) {
     super(`Kubernetes issuer "${issuer}" is already used by cluster "${owner}"`);
     this.name = "IssuerConflictError";
+  }
+}
+
+/** createRollout: the rule is claimed by another rollout (it took over while this one was being created). */
+export class RuleClaimedError extends Error {
+  constructor(readonly owner: string) {
+    super(`rollout "${owner}" is already running on this rule`);
+    this.name = "RuleClaimedError";
   }
 }
 

@@ -8,6 +8,8 @@ import { RedisStore, type RedisStoreOptions } from "../../src/store/redis.ts";
 import {
   ClusterInUseError,
   PreconditionFailedError,
+  RolloutExistsError,
+  RuleClaimedError,
   StoreUnavailableError,
   TrustDomainConflictError,
   UnknownClusterError,
@@ -17,6 +19,7 @@ import {
   type Store,
   type WriteMeta,
 } from "../../src/store/types.ts";
+import type { RolloutEvent, RolloutRecord } from "../../src/rollout/schema.ts";
 import { cluster, clusterNamed, route, routeN, routeVia } from "../helpers/fixtures.ts";
 import { freePort, startRedis, uniquePrefix, type RedisServer } from "../helpers/redis-server.ts";
 
@@ -888,6 +891,59 @@ describe.each(backends)("Store contract ($name)", (backend) => {
       await stays.waitFor((e) => e.name === "shop", "route");
       expect(gone.events).toStrictEqual([]);
       expect(stays.events).toHaveLength(1);
+    });
+  });
+
+  describe("rollouts: one per rule", () => {
+    const at = "2026-11-26T00:00:00.000Z";
+    // Only what the store reads of a rollout: its name, route, rule and phase.
+    const rollout = (name: string, rule = "main") =>
+      ({ name, spec: { route: "web", rule }, status: { phase: "Progressing", routeRevision: 0 }, version: 0, createdAt: at, updatedAt: at }) as unknown as RolloutRecord;
+    const created: RolloutEvent = { at, actor: "test", type: "Created", message: "created", phase: "Progressing", step: 0, canaryWeight: 0 };
+
+    it("a claim whose owner was never recorded is let go, and that owner's creation is then refused", async () => {
+      const s = await openSeeded();
+      expect(await s.claimRolloutRule("web", "main", "a")).toBe("a");
+      // "a" claimed but has not been created yet (or its creation failed): "b" may take the rule.
+      expect(await s.claimRolloutRule("web", "main", "b")).toBe("b");
+      expect((await rejectionOf(s.createRollout(rollout("a"), created), RuleClaimedError)).owner).toBe("b");
+      expect(await s.getRollout("a")).toBeNull();
+      expect((await s.createRollout(rollout("b"), created)).name).toBe("b");
+      // "b" is recorded: its claim holds, unless the caller replaces it (a finished "b").
+      expect(await s.claimRolloutRule("web", "main", "c")).toBe("b");
+      expect(await s.claimRolloutRule("web", "main", "c", "a")).toBe("b");
+      expect(await s.claimRolloutRule("web", "main", "c", "b")).toBe("c");
+      // Rules are claimed one by one.
+      expect(await s.claimRolloutRule("web", "other", "d")).toBe("d");
+    });
+
+    it("creation needs the rule's claim, and a taken name stays refused as before", async () => {
+      const s = await openSeeded();
+      expect((await rejectionOf(s.createRollout(rollout("x"), created), RuleClaimedError)).owner).toBe("");
+      expect(await s.claimRolloutRule("web", "main", "x")).toBe("x");
+      await s.createRollout(rollout("x"), created);
+      expect(await s.claimRolloutRule("web", "other", "x")).toBe("x");
+      await rejectionOf(s.createRollout(rollout("x", "other"), created), RolloutExistsError);
+      expect((await s.listRollouts()).map((r) => r.name)).toEqual(["x"]);
+    });
+
+    it("of eight rollouts claiming and creating at once on one rule, exactly one is created", async () => {
+      const s = await openSeeded();
+      const names = Array.from({ length: 8 }, (_, i) => `r${i}`);
+      const outcomes = await Promise.all(
+        names.map(async (n) => {
+          // What the admin API does: claim (taking over only a claim whose owner has no record), then create.
+          const owner = await s.claimRolloutRule("web", "main", n);
+          if (owner !== n) return "busy";
+          return s.createRollout(rollout(n), created).then(
+            () => "created",
+            (e: unknown) => (e instanceof RuleClaimedError ? "lost" : String(e)),
+          );
+        }),
+      );
+      expect(outcomes.filter((o) => o === "created")).toHaveLength(1);
+      expect(outcomes.every((o) => o === "created" || o === "busy" || o === "lost")).toBe(true);
+      expect(await s.listRollouts()).toHaveLength(1);
     });
   });
 
