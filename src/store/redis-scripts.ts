@@ -223,9 +223,12 @@ redis.call('LTRIM', KEYS[6], -tonumber(ARGV[8]), -1)
 return {1, routeRev, nv}
 `;
 
-/** Claims a hash field for `name`: when free, already its, or held by `replace`. KEYS: 1 hash. ARGV: 1 field, 2 name, 3 replace (""). Returns the owner. */
-// KEYS: rule claims, rollout name index. ARGV: route/rule, name, the finished owner to replace ("" for none).
-// A claim whose owner has no name in the index was left by a creation that failed: it may be taken.
+/**
+ * Claims a route rule for rollout `name`: when free, already its, held by `replace` (a finished
+ * rollout), or held by a name the rollout index does not have (a claim left by a creation that
+ * failed). KEYS: 1 rule claims, 2 rollout name index. ARGV: 1 route/rule, 2 name, 3 replace ("").
+ * Returns the owner.
+ */
 export const CLAIM = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur == false or cur == ARGV[2] or (ARGV[3] ~= '' and cur == ARGV[3]) or redis.call('HEXISTS', KEYS[2], cur) == 0 then
