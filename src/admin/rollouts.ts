@@ -30,6 +30,11 @@ export const rolloutView = (r: RolloutRecord): RolloutView => {
 /** Body of POST /rollouts/{name}/promote (optional: no body is a one-step promote). */
 export const promoteRequestSchema = z.strictObject({ full: z.boolean().optional() });
 
+/** 409: another rollout holds the rule (found busy when claiming, or it took the claim while this one was being created). */
+function ruleBusy(owner: string, route: string, rule: string): Response {
+  return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${owner}" is already running on route ${route} rule ${rule}` });
+}
+
 export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): void {
   const now = () => new Date();
   const after = () => deps.routing.reload();
@@ -48,7 +53,7 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
     try {
       await claimRule(deps.store, spec.route, spec.rule, spec.name);
     } catch (err) {
-      if (err instanceof RuleBusyError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${err.owner}" is already running on route ${spec.route} rule ${spec.rule}` });
+      if (err instanceof RuleBusyError) return ruleBusy(err.owner, spec.route, spec.rule);
       throw err;
     }
     const at = now();
@@ -63,7 +68,7 @@ export function registerRolloutRoutes(app: Hono<AdminEnv>, deps: AdminDeps): voi
     } catch (err) {
       if (err instanceof RolloutExistsError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: err.message });
       // Another rollout took the rule while this one was being created (it saw no record yet): it runs, this one does not.
-      if (err instanceof RuleClaimedError) return problem({ type: problemType("conflict"), title: "Conflict", status: 409, detail: `rollout "${err.owner}" is already running on route ${spec.route} rule ${spec.rule}` });
+      if (err instanceof RuleClaimedError) return ruleBusy(err.owner, spec.route, spec.rule);
       throw err;
     }
   });
