@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { request } from "undici";
 import { buildOpenLoop, fixedRate, hasCompiler, pooled, type FixedRateResult } from "./fixed-rate.ts";
 import { describePinning, pinSelf, unpinSelf } from "./pinning.ts";
+import { roundOrder, saturationCycle } from "./run-order.ts";
 import { buildIsthmus, Fleet, missingTools, type Target } from "./targets.ts";
 import { wrk, type LoadResult } from "./wrk.ts";
 
@@ -92,15 +93,18 @@ async function compare(targets: Target[]): Promise<void> {
   // Variants of another target's request are measured at saturation only, for their throughput ratio.
   const latencyTargets = targets.filter((t) => !t.saturationOnly);
   console.log(
-    `wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s (after ${WARMUP_S}s warm-up), ${ROUNDS} rounds; -c1 -d${LOW_DURATION_S}s, ${LATENCY_ROUNDS} rounds; open loop ${RATE} req/s for ${RATE_DURATION_S}s, ${RATE_ROUNDS} rounds; order rotated each round; ${describePinning()}`,
+    `wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s (after ${WARMUP_S}s warm-up), ${ROUNDS} rounds; -c1 -d${LOW_DURATION_S}s, ${LATENCY_ROUNDS} rounds; open loop ${RATE} req/s for ${RATE_DURATION_S}s, ${RATE_ROUNDS} rounds; order rotated each round, isthmus-full run between isthmus-plain-samereq and fastify-proxy; ${describePinning()}`,
   );
   for (const t of targets) await wrk({ url: `${t.origin}/`, connections: CONNECTIONS, durationS: WARMUP_S, headers: t.headers });
   const sat = new Map<string, LoadResult[]>();
   const low = new Map<string, LoadResult[]>();
   const rate = new Map<string, FixedRateResult[]>();
   const push = <R>(m: Map<string, R[]>, k: string, r: R) => m.set(k, [...(m.get(k) ?? []), r]);
+  // isthmus-full runs right between fastify-proxy and isthmus-plain-samereq (bench/run-order.ts):
+  // the must's and the features' ratios then compare runs taken back to back.
+  const cycle = saturationCycle(targets, "isthmus-full", ["isthmus-plain-samereq", "fastify-proxy"]);
   for (let round = 0; round < ROUNDS; round++) {
-    const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target);
+    const order = roundOrder(cycle, round);
     for (const t of order) {
       const cpu0 = await cpuSeconds(t.pid);
       const r = await wrk({ url: `${t.origin}/`, connections: CONNECTIONS, durationS: DURATION_S, headers: t.headers });
