@@ -7,11 +7,12 @@
 // `npm run bench -- --soak`: 10 minutes at a fixed rate through isthmus-full, RSS every 10 s.
 // It installs nothing: when wrk, nginx, redis-server or a C compiler is missing it says what to install.
 import { cpus, loadavg, totalmem } from "node:os";
-import { readFile } from "node:fs/promises";
 import { request } from "undici";
 import { buildOpenLoop, fixedRate, hasCompiler, pooled, type FixedRateResult } from "./fixed-rate.ts";
 import { describePinning, pinSelf, unpinSelf } from "./pinning.ts";
+import { cpuSeconds, rssKiB } from "./proc.ts";
 import { roundOrder, saturationCycle } from "./run-order.ts";
+import { sameTime, summarizeSameTime, type SameTimeRep } from "./same-time.ts";
 import { buildIsthmus, Fleet, missingTools, type Target } from "./targets.ts";
 import { wrk, type LoadResult } from "./wrk.ts";
 
@@ -29,6 +30,9 @@ const RATE = num("BENCH_RATE", 3000);
 // machine's stalls come and go over seconds, and fine interleaving spreads them over every target
 // alike, where three 10 s runs per target left each p99 to whatever the machine did in its 10 s.
 const RATE_ROUNDS = num("BENCH_RATE_ROUNDS", 10);
+/** Same-time pairs (bench/same-time.ts): repetitions and seconds of each. */
+const PAIR_REPS = num("BENCH_PAIR_REPS", 6);
+const PAIR_DURATION_S = num("BENCH_PAIR_DURATION", 4);
 const RATE_DURATION_S = num("BENCH_RATE_DURATION", 2);
 const SOAK_S = num("BENCH_SOAK_DURATION", 600);
 // About half of what isthmus-full serves at saturation here, as the research's soak goal asks.
@@ -40,6 +44,11 @@ const args = new Set(process.argv.slice(2));
 const soakMode = args.has("--soak");
 const skipStartup = args.has("--no-startup");
 const only = process.env.BENCH_TARGETS?.split(",");
+/** The goal pairs measured again at the same time: the must, and what the features cost. */
+const PAIR_NAMES: ReadonlyArray<readonly [string, string]> = [
+  ["isthmus-full", "fastify-proxy"],
+  ["isthmus-full", "isthmus-plain-samereq"],
+];
 
 const missing = missingTools();
 if (!hasCompiler()) missing.push("cc, to build the open-loop client bench/openloop.c (Debian/Ubuntu: sudo apt-get install gcc)");
@@ -115,6 +124,19 @@ async function compare(targets: Target[]): Promise<void> {
     if (round >= LATENCY_ROUNDS) continue;
     for (const t of order.filter((x) => !x.saturationOnly)) push(low, t.name, await wrk({ url: `${t.origin}/`, connections: 1, durationS: LOW_DURATION_S, headers: t.headers }));
   }
+  // The must's and the features' pairs again, this time saturated at the same moment on the shared core.
+  const pairs = new Map<string, SameTimeRep[]>();
+  const byName = (n: string) => targets.find((t) => t.name === n);
+  for (const [an, bn] of PAIR_NAMES) {
+    const a = byName(an);
+    const b = byName(bn);
+    if (!a || !b) continue;
+    for (let rep = 0; rep < PAIR_REPS; rep++) {
+      const r = await sameTime(a, b, { durationS: PAIR_DURATION_S, connections: CONNECTIONS });
+      push(pairs, `${an}|${bn}`, r);
+      console.error(`  same time ${rep + 1} ${an} ${r.a.requests} requests, ${r.a.cpuUsPerRequest?.toFixed(0)} CPU µs per request; ${bn} ${r.b.requests}, ${r.b.cpuUsPerRequest?.toFixed(0)}`);
+    }
+  }
   for (let round = 0; round < RATE_ROUNDS; round++) {
     const order = latencyTargets.map((_, i) => latencyTargets[(i + round) % latencyTargets.length] as Target);
     for (const t of order) {
@@ -154,6 +176,23 @@ ${latencyTargets
     return `| ${t.name} | ${p.requests.toLocaleString("en")} | ${fmtUs(p.p50us)} | ${fmtUs(p.p90us)} | ${fmtUs(p.p99us)} | ${fmtUs(p.p999us)} | ${fmtUs(p.maxUs)} | ${pct(p.over500us)} | ${pct(p.over1ms)} | ${rs.reduce((s, r) => s + r.errors, 0)} | ${rs.filter((r) => r.sendLagP99us > 1000).length} of ${rs.length} | ${rs.map((r) => fmtUs(r.p99us)).join(", ")} |`;
   })
   .join("\n")}`);
+  if (pairs.size > 0) {
+    console.log(`
+### Same time: each pair saturated at once, both proxies on their one shared core, ${PAIR_REPS} repetitions of ${PAIR_DURATION_S}s
+Each repetition starts two wrk -c${CONNECTIONS} together, one per target; every stall of the machine falls on both. "CPU ratio" is the
+second target's CPU per request over the first's, over the same seconds (above 1: the first costs less; it does not depend on how the
+scheduler shared the core); "requests ratio" is the requests the first served over the second's (it does).
+| pair | CPU ratio (median) | CPU ratio by repetition | requests ratio (median) | requests ratio by repetition | CPU µs/req, first / second (medians) | errors |
+|---|---:|---|---:|---|---|---:|
+${[...pairs.entries()]
+  .map(([k, reps]) => {
+    const [an, bn] = k.split("|");
+    const sum = summarizeSameTime(reps);
+    const cpu = (f: (r: SameTimeRep) => number | undefined) => Math.round(medianNumber(reps.map((r) => f(r) ?? NaN)));
+    return `| ${an} / ${bn} | ${sum.cpuRatio.toFixed(3)} | ${sum.cpuRatios.map((x) => x.toFixed(2)).join(", ")} | ${sum.requestRatio.toFixed(3)} | ${sum.requestRatios.map((x) => x.toFixed(2)).join(", ")} | ${cpu((r) => r.a.cpuUsPerRequest)} / ${cpu((r) => r.b.cpuUsPerRequest)} | ${sum.errors} |`;
+  })
+  .join("\n")}`);
+  }
   const has = (k: string) => sat.has(k);
   const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
   // Throughput ratios are the median of the per-round ratios: the two runs of a round are minutes
@@ -175,6 +214,11 @@ ${latencyTargets
     const v = roundRatio("isthmus-full", "fastify-proxy");
     goal("isthmus-full / fastify-proxy throughput", v, v >= 1.1, `>= 1.1 (must); ${spread("isthmus-full", "fastify-proxy")}`);
   }
+  const pairGoal = (b: string, what: string, target: string) => {
+    const reps = pairs.get(`isthmus-full|${b}`);
+    if (reps) goal(what, summarizeSameTime(reps).cpuRatio, null, target);
+  };
+  pairGoal("fastify-proxy", "isthmus-full / fastify-proxy at the same time, CPU per request", "(the must's pair measured at once: fastify-proxy's CPU per request over isthmus-full's)");
   if (has("isthmus-full") && has("nginx")) {
     const v = roundRatio("isthmus-full", "nginx");
     goal("isthmus-full / nginx throughput", v, v >= 0.6, `>= 0.6 (aim); ${spread("isthmus-full", "nginx")}`);
@@ -185,6 +229,7 @@ ${latencyTargets
   if (has("isthmus-full") && has("isthmus-plain-samereq")) {
     const v = roundRatio("isthmus-full", "isthmus-plain-samereq");
     goal("isthmus-full / isthmus-plain throughput, same request", v, v >= 0.9, `>= 0.9; ${spread("isthmus-full", "isthmus-plain-samereq")}`);
+    pairGoal("isthmus-plain-samereq", "isthmus-full / isthmus-plain at the same time, same request, CPU per request", "(the features' pair measured at once: plain's CPU per request over full's)");
     goal("isthmus-plain / isthmus-full CPU per request, same request", ratio(med(sat, "isthmus-plain-samereq").cpuUsPerRequest ?? NaN, med(sat, "isthmus-full").cpuUsPerRequest ?? NaN), null, "(the same ratio, in the gateway's own CPU)");
   }
   if (has("isthmus-full") && has("isthmus-plain")) {
@@ -247,27 +292,6 @@ RSS (MiB) by second: ${samples.map((x) => `${x.s}s ${x.rssMiB.toFixed(1)}`).join
 
 RSS after warm-up (${base?.s}s): ${base?.rssMiB.toFixed(1)} MiB; at the end: ${last?.rssMiB.toFixed(1)} MiB; peak after warm-up ${peak.toFixed(1)} MiB
 growth after warm-up: ${growth.toFixed(2)}% (goal <= 5%: ${growth <= 5 ? "met" : "**not met**"})`);
-}
-
-/** CPU seconds (user + system) of a process and its child processes (nginx's workers). */
-async function cpuSeconds(pid: number): Promise<number> {
-  let ticks = 0;
-  for (const p of [pid, ...(await childPids(pid))]) {
-    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
-  }
-  return ticks / 100; // USER_HZ on Linux
-}
-
-async function childPids(pid: number): Promise<number[]> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "");
-  return text.split(" ").filter(Boolean).map(Number);
-}
-
-async function rssKiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
 }
 
 function medianNumber(xs: number[]): number {
