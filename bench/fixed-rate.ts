@@ -4,30 +4,19 @@
 // garbage collector and wakes on a timerfd, so it sends within tens of microseconds of the schedule
 // and times each request from its due time. The Node client it replaced had millisecond timers and
 // pauses of its own, which put 0.4 ms into the p99 of the upstream itself and moved every row.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildC } from "./native.ts";
 import { pinned } from "./pinning.ts";
 import type { LoadResult } from "./wrk.ts";
 
-const SOURCE = join(import.meta.dirname, "openloop.c");
-const BINARY = join(import.meta.dirname, "..", "dist", "bench", "openloop");
+export { hasCompiler } from "./native.ts";
 
-/** Whether a C compiler is there to build the open-loop client (the bench installs nothing). */
-export function hasCompiler(): boolean {
-  return spawnSync("cc", ["--version"], { stdio: "ignore" }).error === undefined;
-}
-
-/** Compiles bench/openloop.c into dist/bench/ when the binary is missing or older than its source. */
+/** The open-loop client, built from bench/openloop.c. */
 export function buildOpenLoop(): string {
-  const built = statSync(BINARY, { throwIfNoEntry: false });
-  if (built && built.mtimeMs >= statSync(SOURCE).mtimeMs) return BINARY;
-  mkdirSync(join(BINARY, ".."), { recursive: true });
-  const r = spawnSync("cc", ["-O2", "-Wall", "-o", BINARY, SOURCE], { stdio: "inherit" });
-  if (r.status !== 0) throw new Error(`cc could not build ${SOURCE}`);
-  return BINARY;
+  return buildC("openloop");
 }
 
 export interface FixedRateOptions {

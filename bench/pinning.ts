@@ -5,6 +5,7 @@
 // open-loop client on the other cores. Uses taskset (util-linux); BENCH_PIN=0 turns it off.
 import { spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
+import { childPids } from "./proc.ts";
 
 export interface Pinning {
   /** The core every proxy under test runs on. */
@@ -35,6 +36,15 @@ export function pinSelf(): void {
 /** Back onto every core (the startup measurements run unpinned). */
 export function unpinSelf(): void {
   if (pinning) spawnSync("taskset", ["-apc", `0-${availableParallelism() - 1}`, String(process.pid)], { stdio: "ignore" });
+}
+
+/** Moves a running target (every thread, and its child processes: nginx's workers) onto `cpus`. */
+export async function move(pid: number, cpus: keyof Pinning): Promise<void> {
+  if (!pinning) return;
+  for (const p of [pid, ...(await childPids(pid))]) {
+    const r = spawnSync("taskset", ["-apc", pinning[cpus], String(p)], { stdio: "ignore" });
+    if (r.status !== 0) throw new Error(`taskset could not move process ${p} to CPU ${pinning[cpus]}`);
+  }
 }
 
 export function describePinning(): string {

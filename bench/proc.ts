@@ -12,7 +12,8 @@ export async function cpuSeconds(pid: number): Promise<number> {
   return ticks / 100; // USER_HZ on Linux
 }
 
-async function childPids(pid: number): Promise<number[]> {
+/** The process's child processes (nginx's workers). */
+export async function childPids(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "");
   return text.split(" ").filter(Boolean).map(Number);
 }
