@@ -31,10 +31,10 @@ const RATE = num("BENCH_RATE", 3000);
 // machine's stalls come and go over seconds, and fine interleaving spreads them over every target
 // alike, where three 10 s runs per target left each p99 to whatever the machine did in its 10 s.
 const RATE_ROUNDS = num("BENCH_RATE_ROUNDS", 10);
+const RATE_DURATION_S = num("BENCH_RATE_DURATION", 2);
 /** Same-time pairs (bench/same-time.ts): repetitions and seconds of each. */
 const PAIR_REPS = num("BENCH_PAIR_REPS", 6);
 const PAIR_DURATION_S = num("BENCH_PAIR_DURATION", 4);
-const RATE_DURATION_S = num("BENCH_RATE_DURATION", 2);
 const SOAK_S = num("BENCH_SOAK_DURATION", 600);
 // About half of what isthmus-full serves at saturation here, as the research's soak goal asks.
 const SOAK_RATE = num("BENCH_SOAK_RATE", 2000);
