@@ -110,6 +110,7 @@ async function compare(targets: Target[]): Promise<void> {
   const low = new Map<string, LoadResult[]>();
   const rate = new Map<string, FixedRateResult[]>();
   const push = <R>(m: Map<string, R[]>, k: string, r: R) => m.set(k, [...(m.get(k) ?? []), r]);
+  const oneConnection = (t: Target) => wrk({ url: `${t.origin}/`, connections: 1, durationS: LOW_DURATION_S, headers: t.headers });
   // isthmus-full runs right between fastify-proxy and isthmus-plain-samereq (bench/run-order.ts):
   // the must's and the features' ratios then compare runs taken back to back.
   const cycle = saturationCycle(targets, "isthmus-full", ["isthmus-plain-samereq", "fastify-proxy"]);
@@ -123,7 +124,7 @@ async function compare(targets: Target[]): Promise<void> {
       console.error(`  round ${round + 1} ${t.name}: ${Math.round(r.rps)} req/s, p99 ${fmtUs(r.p99us)}, ${r.cpuUsPerRequest.toFixed(0)} CPU µs per request`);
     }
     if (round >= LATENCY_ROUNDS) continue;
-    for (const t of order.filter((x) => !x.saturationOnly)) push(low, t.name, await wrk({ url: `${t.origin}/`, connections: 1, durationS: LOW_DURATION_S, headers: t.headers }));
+    for (const t of order.filter((x) => !x.saturationOnly)) push(low, t.name, await oneConnection(t));
   }
   // One connection again, each proxy moved onto the load core for its run (with two CPUs, the one
   // core of wrk and the upstream). At one connection nothing runs at once, so pinning buys no
@@ -133,14 +134,13 @@ async function compare(targets: Target[]): Promise<void> {
   if (pinning) {
     for (let round = 0; round < LATENCY_ROUNDS; round++) {
       for (const t of roundOrder(latencyTargets, round)) {
-        const c1 = () => wrk({ url: `${t.origin}/`, connections: 1, durationS: LOW_DURATION_S, headers: t.headers });
         if (t.name === "direct") {
-          push(lowOneCore, t.name, await c1()); // the upstream is on the load core already
+          push(lowOneCore, t.name, await oneConnection(t)); // the upstream is on the load core already
           continue;
         }
         await move(t.pid, "load");
         try {
-          push(lowOneCore, t.name, await c1());
+          push(lowOneCore, t.name, await oneConnection(t));
         } finally {
           await move(t.pid, "proxy");
         }
@@ -162,7 +162,7 @@ async function compare(targets: Target[]): Promise<void> {
     }
   }
   for (let round = 0; round < RATE_ROUNDS; round++) {
-    const order = latencyTargets.map((_, i) => latencyTargets[(i + round) % latencyTargets.length] as Target);
+    const order = roundOrder(latencyTargets, round);
     for (const t of order) {
       // The first round warms each target at the rate (its connections, the JIT); later rounds only open their connections.
       const r = await fixedRate({ origin: t.origin, ratePerS: RATE, durationS: RATE_DURATION_S, warmupS: round === 0 ? 3 : 0.5, connections: 64, headers: t.headers });
