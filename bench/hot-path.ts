@@ -3,12 +3,12 @@
 // metrics) handles fake node:http requests against an upstream client that answers at once, so
 // what is timed is isthmus's code alone: what it adds over any Node proxy's fixed costs (the
 // HTTP parser, the sockets, undici). Plain and full requests are interleaved in batches; medians.
-import { EventEmitter } from "node:events";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { parseConfigText } from "../src/config/declarative.ts";
 import { createGateway } from "../src/gateway.ts";
 import { handleDataPlane } from "../src/proxy/forward.ts";
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from "../src/proxy/upstream.ts";
+import { Http1Request, type Http1Response } from "../src/runtime/http1-server.ts";
 import { incomingOf } from "../src/runtime/node-data-plane.ts";
 import { CachedSecrets, StaticSecrets } from "../src/secrets/secrets.ts";
 import { MemoryStore } from "../src/store/memory.ts";
@@ -37,13 +37,11 @@ await gw.tasks.applyConfig();
 await gw.routing.reload();
 if (gw.routing.current.routes.size === 0) throw new Error(`no routes: ${JSON.stringify(gw.routing.current.warnings)}`);
 
-/** A node:http request as the parser leaves it, and a response that only records what is written. */
-function fake(host: string, extra: string[]): { req: IncomingMessage; res: ServerResponse } {
+/** A request as the HTTP/1.1 server's parser leaves it, and an answer nothing is written to. */
+function fake(host: string, extra: string[]): { req: Http1Request; res: Http1Response } {
   const rawHeaders = ["Host", host, "User-Agent", "wrk", ...extra];
-  const headers: Record<string, string> = {};
-  for (let i = 0; i < rawHeaders.length; i += 2) headers[(rawHeaders[i] as string).toLowerCase()] = rawHeaders[i + 1] as string;
-  const req = { url: "/orders/42?expand=items", method: "GET", headers, rawHeaders, socket: { remoteAddress: "127.0.0.1", encrypted: false } } as unknown as IncomingMessage;
-  const res = Object.assign(new EventEmitter(), { writableFinished: true }) as unknown as ServerResponse;
+  const req = new Http1Request("GET", "/orders/42?expand=items", rawHeaders, 1, { remoteAddress: "127.0.0.1" } as Socket, false, null as never);
+  const res = {} as Http1Response;
   return { req, res };
 }
 

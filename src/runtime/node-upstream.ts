@@ -2,7 +2,7 @@
 // fetch is 3-6x slower here (research/platform.md) and `request()` adds a stream object per body;
 // dispatch hands us the parser's callbacks, so a response body goes to the client's socket with no
 // stream in between (RelayBody), and a small answer is written in one piece with its headers.
-import type { ServerResponse } from "node:http";
+import type { Http1Response } from "./http1-server.ts";
 import { Readable } from "node:stream";
 import { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { Agent, errors } from "undici";
@@ -196,17 +196,15 @@ export class RelayBody implements UpstreamBody {
     return out;
   }
 
-  /** Relays the rest of the body to a Node response whose head is already written. */
-  pipeToNode(res: ServerResponse): void {
+  /** Relays the rest of the body to an answer whose head is already written. */
+  pipeTo(res: Http1Response): void {
     this.attach({
       write: (chunk) => (res.destroyed ? true : res.write(chunk)),
-      end: () => {
-        if (!res.destroyed) res.end();
-      },
+      end: () => res.end(),
       cut: () => res.destroy(),
     });
-    res.on("drain", () => this.ctl.resume());
-    res.once("close", () => {
+    res.onDrain(() => this.ctl.resume());
+    res.onAbort(() => {
       if (this.state === "open") this.ctl.abort(new UpstreamError("aborted", "the client went away"));
     });
   }

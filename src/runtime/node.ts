@@ -1,9 +1,6 @@
 // The Node.js runtime: one process serving the Hono app with undici upstreams and either the
 // embedded store or Redis. The only module (with node-main.ts and node-upstream.ts) that knows it runs on Node.
-import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { TLSSocket } from "node:tls";
-import { getRequestListener, type HttpBindings } from "@hono/node-server";
+import type { AddressInfo, Server } from "node:net";
 import type { Context } from "hono";
 import type { ConnectionFacts } from "../app.ts";
 import { createGateway, type Gateway, type GatewayOptions } from "../gateway.ts";
@@ -15,7 +12,9 @@ import { compileTable } from "../routing/compile.ts";
 import type { StoreSnapshot } from "../store/types.ts";
 import { loadConfigFile } from "./config-file.ts";
 import { openStore } from "./open-store.ts";
-import { clientAddressOf, createNodeDataPlane, requestBody, takes } from "./node-data-plane.ts";
+import { createHttp1Server } from "./http1-server.ts";
+import { createAppBridge, type NodeBindings } from "./node-app-bridge.ts";
+import { createNodeDataPlane, takes } from "./node-data-plane.ts";
 import { createNodeUpstream } from "./node-upstream.ts";
 
 export { loadConfigFile };
@@ -112,30 +111,24 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
   void gw.tasks.probeClusters();
 
   // Data-plane requests go below Hono (node-data-plane.ts); the Hono app serves the rest.
-  const honoListener = getRequestListener(gw.app.fetch);
+  const app = createAppBridge((request, env) => gw.app.fetch(request, env), log);
   const dataPlane = createNodeDataPlane(gw.dataPlane, log);
-  const server = createServer(
-    {
-      maxHeaderSize: opts.maxHeaderBytes ?? 16_384,
-      // Slow clients must send their headers in time (checked every second, so a slowloris
-      // client is cut within about 11 s); keep-alive outlives typical LB idle timeouts.
-      headersTimeout: 10_000,
-      requestTimeout: 0,
-      keepAliveTimeout: 65_000,
-      connectionsCheckingInterval: 1_000,
-    },
+  const http = createHttp1Server(
     (req, res) => {
       if (takes(req)) dataPlane(req, res);
-      else void honoListener(req, res);
+      else app(req, res);
+    },
+    {
+      maxHeaderBytes: opts.maxHeaderBytes ?? 16_384,
+      // Slow clients must send their headers in time (checked every second, so a slowloris
+      // client is cut within about 11 s); keep-alive outlives typical LB idle timeouts.
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 65_000,
+      onError: (err) => log.error("unexpected error in the HTTP server", { error: errorMessage(err) }),
     },
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 8080, opts.hostname, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  await http.listen(opts.port ?? 8080, opts.hostname);
+  const server = http.net;
   const port = (server.address() as AddressInfo).port;
   const host = opts.hostname && opts.hostname !== "0.0.0.0" ? opts.hostname : "127.0.0.1";
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
@@ -152,11 +145,7 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
       closed ??= (async () => {
         for (const t of timers) clearInterval(t);
         stopSnapshots();
-        await new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeIdleConnections?.();
-          setTimeout(() => server.closeAllConnections?.(), 2000).unref();
-        });
+        await http.close(2_000);
         await gw.close();
         await upstream.close();
         await store.close();
@@ -167,24 +156,8 @@ async function start(opts: NodeGatewayOptions, cleanup: Array<() => Promise<unkn
 }
 
 function nodeConnection(c: Context): ConnectionFacts {
-  const incoming = (c.env as HttpBindings).incoming as IncomingMessage;
-  const socket = incoming.socket as TLSSocket;
-  return {
-    clientAddress: clientAddressOf(socket),
-    proto: socket.encrypted ? "https" : "http",
-    body: requestBody(incoming),
-    rawQuery: rawQueryOf(incoming.url ?? ""),
-  };
+  return (c.env as NodeBindings).facts;
 }
-
-function rawQueryOf(target: string): string {
-  // A fragment is not part of the request (URL parsing drops it), nor is a "?" inside it.
-  const hash = target.indexOf("#");
-  const t = hash < 0 ? target : target.slice(0, hash);
-  const q = t.indexOf("?");
-  return q < 0 ? "" : t.slice(q);
-}
-
 
 /** Serves from the snapshot file when the store could not be loaded at start, and keeps the file current. */
 async function keepSnapshot(gw: Gateway, path: string, log: Logger): Promise<() => void> {
