@@ -277,7 +277,9 @@ ${[...pairs.entries()]
   if (has("fastify-proxy") && has("nginx")) goal("fastify-proxy / nginx throughput", roundRatio("fastify-proxy", "nginx"), null, "");
   if (has("node-floor") && has("nginx")) goal("node-floor / nginx throughput (a minimal Node forwarder)", roundRatio("node-floor", "nginx"), null, "");
   if (has("isthmus-full") && has("node-floor")) goal("isthmus-full / node-floor throughput", roundRatio("isthmus-full", "node-floor"), null, "");
-  for (const other of ["nginx", "fastify-proxy", "node-floor"]) {
+  if (has("net-floor") && has("nginx")) goal("net-floor / nginx throughput (a minimal forwarder below node:http and undici)", roundRatio("net-floor", "nginx"), null, "");
+  if (has("isthmus-full") && has("net-floor")) goal("isthmus-full / net-floor throughput", roundRatio("isthmus-full", "net-floor"), null, "");
+  for (const other of ["nginx", "fastify-proxy", "node-floor", "net-floor"]) {
     if (has("isthmus-full") && has(other)) goal(`${other} / isthmus-full CPU per request`, ratio(med(sat, other).cpuUsPerRequest ?? NaN, med(sat, "isthmus-full").cpuUsPerRequest ?? NaN), null, "(throughput per CPU, isthmus-full against it)");
   }
   if (has("direct")) {
@@ -298,7 +300,7 @@ ${[...pairs.entries()]
     const full = rate.get("isthmus-full") ?? [];
     const byRound = full.map((r, i) => ratio(r.p99us, rate.get("nginx")?.[i]?.p99us ?? NaN));
     goal(`isthmus-full p99 / nginx p99 at ${RATE} req/s (pooled)`, v, v <= 1.5, `<= 1.5; by round: ${byRound.map((x) => x.toFixed(2)).join(", ")} (median ${medianNumber(byRound).toFixed(2)})`);
-    for (const other of ["node-floor", "fastify-proxy", "isthmus-plain"]) {
+    for (const other of ["node-floor", "net-floor", "fastify-proxy", "isthmus-plain"]) {
       if (rate.has(other)) goal(`${other} p99 / nginx p99 at ${RATE} req/s (pooled)`, ratio(pool(other).p99us, pool("nginx").p99us), null, "");
     }
   }

@@ -78,19 +78,20 @@ export class Fleet {
 
   /**
    * Every target of the bench, each on a free loopback port: the upstream ("direct"), nginx,
-   * fastify, node-floor and both isthmus processes, with the headers each must be sent.
+   * fastify, node-floor, net-floor and both isthmus processes, with the headers each must be sent.
    * `isthmusEnv` is added to both isthmus processes' environment (bench/hold.ts passes NODE_OPTIONS).
    */
   async startTargets(isthmusEnv: Record<string, string> = {}): Promise<Target[]> {
-    const [up, ngx, fst, floor, plain, full, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const [up, ngx, fst, floor, netFloorPort, plain, full, redisPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
     const id = await callerIdentity();
     const config = isthmusConfig(up, id.bundle);
     const upstream = await this.upstream(up);
     const redis = await this.redis(redisPort);
-    const [nginxProxy, fastify, nodeFloor, isthmusPlain, isthmusFull] = await Promise.all([
+    const [nginxProxy, fastify, nodeFloor, netFloor, isthmusPlain, isthmusFull] = await Promise.all([
       this.nginxProxy(ngx, up),
       this.fastifyProxy(fst, up),
       this.nodeFloor(floor, up),
+      this.nodeScript("net-floor-proxy.mjs", netFloorPort, up),
       this.isthmus("plain", plain, config, isthmusEnv),
       this.isthmus("full", full, config, { ...isthmusEnv, ISTHMUS_REDIS_URL: `redis://127.0.0.1:${redis.port}` }),
     ]);
@@ -101,6 +102,8 @@ export class Fleet {
       { name: "nginx", origin: o(ngx), headers: {}, pid: nginxProxy.proc.pid ?? 0 },
       { name: "fastify-proxy", origin: o(fst), headers: {}, pid: fastify.proc.pid ?? 0 },
       { name: "node-floor", origin: o(floor), headers: {}, pid: nodeFloor.proc.pid ?? 0 },
+      // Below node:http and undici: net + llhttp on both sides, no features (net-floor-proxy.mjs).
+      { name: "net-floor", origin: o(netFloorPort), headers: {}, pid: netFloor.proc.pid ?? 0 },
       { name: "isthmus-plain", origin: o(plain), headers: { host: PLAIN_HOST }, pid: isthmusPlain.proc.pid ?? 0 },
       // The plain route sent isthmus-full's request (its token and session header, which an
       // unauthenticated route forwards as they are): full / this is what the features alone cost.
@@ -177,7 +180,7 @@ ${httpBody}
     return this.nodeScript("fastify-proxy.mjs", port, upstreamPort);
   }
 
-  /** The floor of any Node proxy here: node:http + undici, no features (node-floor-proxy.mjs). */
+  /** A minimal Node proxy on node:http + undici, no features (node-floor-proxy.mjs); net-floor-proxy.mjs is the same below both. */
   nodeFloor(port: number, upstreamPort: number): Promise<Running> {
     return this.nodeScript("node-floor-proxy.mjs", port, upstreamPort);
   }
