@@ -339,6 +339,9 @@ function httpDate(): string {
   return dateCache;
 }
 
+/** How long a closing connection's further input is read and dropped before the socket is destroyed. */
+const LINGER_MS = 5_000;
+
 const kOnMessageBegin = HTTPParser.kOnMessageBegin;
 const kOnHeaders = HTTPParser.kOnHeaders;
 const kOnHeadersComplete = HTTPParser.kOnHeadersComplete;
@@ -364,6 +367,8 @@ class Connection {
   private pausedForQueue = false;
   /** A malformed request was read: answer it once the requests before it are answered, then close. */
   private broken: { status: number } | null = null;
+  /** The connection is closing: nothing more is parsed or answered. */
+  private done = false;
   closing = false;
   drainWaiter: Http1Response | null = null;
 
@@ -391,24 +396,39 @@ class Connection {
     // The peer finished sending. As node:http (httpAllowHalfOpen off): a client that half-closes
     // has gone away; what it asked and was not yet answered is abandoned, upstream exchanges too.
     socket.once("end", () => {
-      if (this.queue.length === 0) socket.end();
+      if (this.queue.length === 0 || this.done) socket.end();
       else socket.destroy();
     });
   }
 
   checkDeadline(now: number): void {
     if (this.deadline === 0 || now < this.deadline) return;
-    if (this.deadlineIsHeaders && this.queue.length === 0) {
-      this.socket.end(rawAnswer(408));
-      this.socket.destroySoon();
-      return;
-    }
-    this.socket.destroy();
+    if (this.deadlineIsHeaders && this.queue.length === 0 && !this.done) this.finishConnection(rawAnswer(408));
+    else this.socket.destroy();
   }
 
   closeWhenIdle(): void {
     this.closing = true;
-    if (this.queue.length === 0) this.socket.end();
+    if (this.queue.length === 0) this.finishConnection();
+  }
+
+  /**
+   * No more requests are read; the last answer (or `last`) is sent and the write side closed. What
+   * the client still sends is read and dropped for a while, as nginx's lingering close: destroying a
+   * socket with unread bytes sends a reset, which can wipe the answer before the client reads it.
+   */
+  private finishConnection(last?: string): void {
+    this.done = true;
+    this.queue.length = 0;
+    if (this.paused || this.pausedForQueue) {
+      this.paused = null;
+      this.pausedForQueue = false;
+      this.socket.resume();
+    }
+    if (last === undefined) this.socket.end();
+    else this.socket.end(last, "latin1");
+    this.deadlineIsHeaders = false;
+    this.deadline = performance.now() + LINGER_MS;
   }
 
   resumeReading(body: RequestBody): void {
@@ -424,8 +444,7 @@ class Connection {
     this.queue.shift();
     if (this.drainWaiter === res) this.drainWaiter = null;
     if (closeAfter || this.closing) {
-      this.queue.length = 0;
-      this.socket.end();
+      this.finishConnection();
       return;
     }
     if (this.pausedForQueue && this.queue.length < this.s.maxPipelined) {
@@ -446,7 +465,7 @@ class Connection {
   }
 
   private data(d: Buffer): void {
-    if (this.broken) return;
+    if (this.broken || this.done) return;
     const r = this.parser.execute(d);
     if (typeof r !== "number") this.malformed(r.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
   }
@@ -543,7 +562,7 @@ class Connection {
   }
 
   private refuse(status: number): void {
-    this.socket.end(rawAnswer(status));
+    this.finishConnection(rawAnswer(status));
   }
 
   private closed(): void {
