@@ -339,6 +339,15 @@ function httpDate(): string {
   return dateCache;
 }
 
+/** What of a socket's libuv handle the parser's direct reading needs (node:http uses the same). */
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
 /** How long a closing connection's further input is read and dropped before the socket is destroyed. */
 const LINGER_MS = 5_000;
 
@@ -367,6 +376,8 @@ class Connection {
   private pausedForQueue = false;
   /** A malformed request was read: answer it once the requests before it are answered, then close. */
   private broken: { status: number } | null = null;
+  /** The socket's handle, when the parser reads it directly. */
+  private handle: StreamHandle | null = null;
   /** The connection is closing: nothing more is parsed or answered. */
   private done = false;
   closing = false;
@@ -387,9 +398,19 @@ class Connection {
       this.headersComplete(minor, headers, method, url, upgrade, keepAlive);
     p[kOnBody] = (chunk: Buffer) => this.body(chunk);
     p[kOnMessageComplete] = () => this.messageComplete();
-    p[kOnExecute] = () => undefined;
     this.deadline = performance.now() + s.keepAliveTimeoutMs;
-    socket.on("data", (d: Buffer) => this.data(d));
+    // As node:http: the parser reads the socket's handle itself, in C++, so no JS Buffer is made
+    // per read (each one an ArrayBuffer that every scavenge must sweep) and no 'data' event runs.
+    const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
+    if (handle?.isStreamBase && !handle._consumed) {
+      handle._consumed = true;
+      this.handle = handle;
+      p.consume(handle);
+      p[kOnExecute] = (r: ReturnType<HTTPParser["execute"]>) => this.executed(r);
+    } else {
+      p[kOnExecute] = () => undefined;
+      socket.on("data", (d: Buffer) => this.data(d));
+    }
     socket.on("drain", () => this.drainWaiter?.drained());
     socket.on("error", () => undefined);
     socket.once("close", () => this.closed());
@@ -423,7 +444,7 @@ class Connection {
     if (this.paused || this.pausedForQueue) {
       this.paused = null;
       this.pausedForQueue = false;
-      this.socket.resume();
+      this.startInput();
     }
     if (last === undefined) this.socket.end();
     else this.socket.end(last, "latin1");
@@ -434,7 +455,7 @@ class Connection {
   resumeReading(body: RequestBody): void {
     if (this.paused === body) {
       this.paused = null;
-      if (!this.pausedForQueue) this.socket.resume();
+      if (!this.pausedForQueue) this.startInput();
     }
   }
 
@@ -449,7 +470,7 @@ class Connection {
     }
     if (this.pausedForQueue && this.queue.length < this.s.maxPipelined) {
       this.pausedForQueue = false;
-      if (!this.paused) this.socket.resume();
+      if (!this.paused) this.startInput();
     }
     const next = this.queue[0];
     if (next) this.dispatch(next);
@@ -466,8 +487,30 @@ class Connection {
 
   private data(d: Buffer): void {
     if (this.broken || this.done) return;
-    const r = this.parser.execute(d);
-    if (typeof r !== "number") this.malformed(r.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
+    this.executed(this.parser.execute(d));
+  }
+
+  private executed(r: ReturnType<HTTPParser["execute"]>): void {
+    if (typeof r !== "number" && !this.broken && !this.done) this.malformed(r.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
+  }
+
+  /** Stops reading the socket (the handle's own reads when the parser consumes it). */
+  private stopInput(): void {
+    const h = this.handle;
+    if (!h) this.socket.pause();
+    else if (h.reading) {
+      h.reading = false;
+      h.readStop();
+    }
+  }
+
+  private startInput(): void {
+    const h = this.handle;
+    if (!h) this.socket.resume();
+    else if (!h.reading && !this.socket.destroyed) {
+      h.reading = true;
+      h.readStart();
+    }
   }
 
   private messageBegin(): void {
@@ -509,7 +552,7 @@ class Connection {
     if (this.queue.length === 1) this.dispatch(res);
     else if (this.queue.length >= this.s.maxPipelined && !this.pausedForQueue) {
       this.pausedForQueue = true;
-      this.socket.pause();
+      this.stopInput();
     }
     return 0;
   }
@@ -519,7 +562,7 @@ class Connection {
     if (!body || body.destroyed) return;
     if (!body.push(chunk) && !this.paused) {
       this.paused = body;
-      this.socket.pause();
+      this.stopInput();
     }
   }
 
@@ -553,7 +596,7 @@ class Connection {
 
   private malformed(status: number): void {
     this.broken = { status };
-    this.socket.pause();
+    this.stopInput();
     // A body that turned out malformed (a bad chunk): its reader learns it, and its answer closes the connection.
     const req = this.reading;
     this.reading = null;
@@ -566,7 +609,8 @@ class Connection {
   }
 
   private closed(): void {
-    this.parser.free?.();
+    if (this.handle) this.parser.unconsume();
+    this.parser.free();
     this.deadline = 0;
     const body = this.reading?.body;
     if (body && !body.destroyed && !this.reading?.complete) body.destroy(new Error("the client closed the connection mid-body"));

@@ -16,6 +16,9 @@ declare module "_http_common" {
     /** Bytes parsed, or an Error with `code` (llhttp's HPE_*), `reason` and `bytesParsed`. */
     execute(data: Buffer): number | (Error & { code?: string; reason?: string; bytesParsed?: number });
     finish(): number | Error;
+    /** Reads the stream handle directly (kOnExecute is called with each read's result). */
+    consume(handle: object): void;
+    unconsume(): void;
     pause(): void;
     resume(): void;
     close(): void;
