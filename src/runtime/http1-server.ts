@@ -407,6 +407,8 @@ class Connection {
       this.handle = handle;
       p.consume(handle);
       p[kOnExecute] = (r: ReturnType<HTTPParser["execute"]>) => this.executed(r);
+      // Flowing, though no data passes through the stream: only then is the peer's FIN told as 'end'.
+      socket.resume();
     } else {
       p[kOnExecute] = () => undefined;
       socket.on("data", (d: Buffer) => this.data(d));
@@ -434,20 +436,25 @@ class Connection {
   }
 
   /**
-   * No more requests are read; the last answer (or `last`) is sent and the write side closed. What
-   * the client still sends is read and dropped for a while, as nginx's lingering close: destroying a
+   * No more requests are read; the last answer (or `last`) is sent and the socket closed once it is
+   * written, as node:http does. With `linger`, when the client may still be sending a body nobody
+   * read, its input is read and dropped for a while instead (nginx's lingering close): destroying a
    * socket with unread bytes sends a reset, which can wipe the answer before the client reads it.
    */
-  private finishConnection(last?: string): void {
+  private finishConnection(last?: string, linger = false): void {
     this.done = true;
     this.queue.length = 0;
+    if (last !== undefined) this.socket.write(last, "latin1");
+    if (!linger) {
+      this.socket.destroySoon();
+      return;
+    }
     if (this.paused || this.pausedForQueue) {
       this.paused = null;
       this.pausedForQueue = false;
       this.startInput();
     }
-    if (last === undefined) this.socket.end();
-    else this.socket.end(last, "latin1");
+    this.socket.end();
     this.deadlineIsHeaders = false;
     this.deadline = performance.now() + LINGER_MS;
   }
@@ -465,7 +472,7 @@ class Connection {
     this.queue.shift();
     if (this.drainWaiter === res) this.drainWaiter = null;
     if (closeAfter || this.closing) {
-      this.finishConnection();
+      this.finishConnection(undefined, !res.req.complete);
       return;
     }
     if (this.pausedForQueue && this.queue.length < this.s.maxPipelined) {
