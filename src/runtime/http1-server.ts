@@ -50,7 +50,7 @@ export function createHttp1Server(handler: Http1Handler, opts: Http1ServerOption
   };
   const connections = new Set<Connection>();
   let closing = false;
-  // Half-open, as node:http: a client that sends its request and then FIN still gets its answer.
+  // Half-open, as node:http: the server decides when its side closes (a client's FIN is handled below).
   const server = createNetServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     if (closing) {
       socket.destroy();
@@ -168,6 +168,8 @@ export class Http1Response {
   /** The connection closed before this answer was finished. */
   aborted = false;
   private framing = NO_BODY;
+  /** Bytes a streamed body framed by Content-Length still owes. */
+  private remaining = 0;
   private closeAfter: boolean;
   private drainListener: (() => void) | null = null;
   private abortListeners: Array<() => void> | null = null;
@@ -222,6 +224,14 @@ export class Http1Response {
       socket.uncork();
       return ok;
     }
+    if (this.framing === LENGTH) {
+      // More than the Content-Length said would run into the next answer on this connection.
+      if (chunk.length > this.remaining) {
+        this.destroy();
+        return true;
+      }
+      this.remaining -= chunk.length;
+    }
     return socket.write(chunk);
   }
 
@@ -229,6 +239,11 @@ export class Http1Response {
   end(): void {
     if (this.finished || this.destroyed) return;
     if (this.framing === CHUNKED) this.conn.socket.write("0\r\n\r\n", "latin1");
+    else if (this.framing === LENGTH && this.remaining > 0) {
+      // Fewer bytes than announced: the client must see the answer cut, not wait for the rest.
+      this.destroy();
+      return;
+    }
     this.finish();
   }
 
@@ -258,6 +273,9 @@ export class Http1Response {
   abort(): void {
     if (this.finished || this.aborted) return;
     this.aborted = true;
+    const drain = this.drainListener;
+    this.drainListener = null;
+    drain?.();
     this.owner?.gone();
     const listeners = this.abortListeners;
     this.abortListeners = null;
@@ -272,7 +290,8 @@ export class Http1Response {
   }
 
   private headBlock(status: number, headers: string[], body: Uint8Array | null | undefined): string {
-    if (!(status >= 100 && status <= 999 && Number.isInteger(status))) throw new InvalidHeaderError(`invalid status ${status}`);
+    // Interim answers (1xx) are not written through here: a 1xx with a body would end this answer early.
+    if (!(status >= 200 && status <= 999 && Number.isInteger(status))) throw new InvalidHeaderError(`invalid status ${status}`);
     const req = this.req;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "unknown"}\r\n`;
     let length: string | null = null;
@@ -304,7 +323,11 @@ export class Http1Response {
       const n = body === null ? 0 : body.length;
       if (length === null) head += `content-length: ${n}\r\n`;
       else if (Number(length) !== n) throw new InvalidHeaderError(`content-length ${length} does not match a body of ${n} bytes`);
-    } else if (length !== null) this.framing = LENGTH;
+    } else if (length !== null) {
+      if (!/^\d{1,15}$/.test(length)) throw new InvalidHeaderError(`invalid content-length ${JSON.stringify(length)}`);
+      this.framing = LENGTH;
+      this.remaining = Number(length);
+    }
     else if (req.httpMinor >= 1) {
       this.framing = CHUNKED;
       head += "transfer-encoding: chunked\r\n";
@@ -380,6 +403,8 @@ class Connection {
   private handle: StreamHandle | null = null;
   /** The connection is closing: nothing more is parsed or answered. */
   private done = false;
+  /** An answer is complete but the socket's buffer is full: the next waits for 'drain'. */
+  private held = false;
   closing = false;
   drainWaiter: Http1Response | null = null;
 
@@ -413,7 +438,13 @@ class Connection {
       p[kOnExecute] = () => undefined;
       socket.on("data", (d: Buffer) => this.data(d));
     }
-    socket.on("drain", () => this.drainWaiter?.drained());
+    socket.on("drain", () => {
+      if (this.held) {
+        this.held = false;
+        if (!this.paused && !this.pausedForQueue) this.startInput();
+        this.next();
+      } else this.drainWaiter?.drained();
+    });
     socket.on("error", () => undefined);
     socket.once("close", () => this.closed());
     // The peer finished sending. As node:http (httpAllowHalfOpen off): a client that half-closes
@@ -444,16 +475,19 @@ class Connection {
   private finishConnection(last?: string, linger = false): void {
     this.done = true;
     this.queue.length = 0;
+    // Nothing read from here on reaches a handler: not the rest of a body, not a request after it.
+    const body = this.reading?.body;
+    this.reading = null;
+    if (body && !body.destroyed) body.destroy();
+    this.held = false;
     if (last !== undefined) this.socket.write(last, "latin1");
     if (!linger) {
       this.socket.destroySoon();
       return;
     }
-    if (this.paused || this.pausedForQueue) {
-      this.paused = null;
-      this.pausedForQueue = false;
-      this.startInput();
-    }
+    this.paused = null;
+    this.pausedForQueue = false;
+    this.startInput();
     this.socket.end();
     this.deadlineIsHeaders = false;
     this.deadline = performance.now() + LINGER_MS;
@@ -475,6 +509,19 @@ class Connection {
       this.finishConnection(undefined, !res.req.complete);
       return;
     }
+    // A client that does not read its answers: nothing more is read or answered until it does (else
+    // pipelined requests would pile their answers up in memory), and the idle clock waits too.
+    if (this.socket.writableNeedDrain) {
+      this.held = true;
+      this.deadline = 0;
+      this.stopInput();
+      return;
+    }
+    this.next();
+  }
+
+  /** After an answer: the next pipelined request, a pending refusal, or the idle or headers clock. */
+  private next(): void {
     if (this.pausedForQueue && this.queue.length < this.s.maxPipelined) {
       this.pausedForQueue = false;
       if (!this.paused) this.startInput();
@@ -521,6 +568,7 @@ class Connection {
   }
 
   private messageBegin(): void {
+    if (this.broken || this.done) return;
     this.headersSince = performance.now();
     if (this.queue.length === 0) {
       this.deadlineIsHeaders = true;
@@ -529,6 +577,13 @@ class Connection {
   }
 
   private headersComplete(minor: number, headers: string[] | undefined, method: number, url: string | undefined, upgrade: boolean, keepAlive: boolean): number {
+    // After a refusal or once closing, llhttp may still parse what followed in the same read (the
+    // "body" of a request refused for a missing Host, say): none of it is a request to serve.
+    if (this.broken || this.done) {
+      this.partialHeaders = [];
+      this.partialUrl = "";
+      return 1;
+    }
     this.headersSince = 0;
     let raw = headers;
     let target = url;
@@ -550,13 +605,14 @@ class Connection {
       return 1;
     }
     const hasBody = joinedHeader(raw, "transfer-encoding") !== null || (joinedHeader(raw, "content-length") ?? "0") !== "0";
-    const req = new Http1Request(name, target, raw, minor, this.socket, hasBody && !upgrade, this);
+    // llhttp delivers an Upgrade request's body before it stops (`curl --http2 -d` sends one).
+    const req = new Http1Request(name, target, raw, minor, this.socket, hasBody, this);
     // An Upgrade (h2c, websocket) is not taken: the request is answered as HTTP/1.1, and the
     // connection closes after it, since what follows its headers is not HTTP/1.1.
     const res = new Http1Response(this, req, keepAlive && !upgrade);
     this.reading = req;
     this.queue.push(res);
-    if (this.queue.length === 1) this.dispatch(res);
+    if (this.queue.length === 1 && !this.held) this.dispatch(res);
     else if (this.queue.length >= this.s.maxPipelined && !this.pausedForQueue) {
       this.pausedForQueue = true;
       this.stopInput();
@@ -565,6 +621,7 @@ class Connection {
   }
 
   private body(chunk: Buffer): void {
+    if (this.broken || this.done) return;
     const body = this.reading?.body;
     if (!body || body.destroyed) return;
     if (!body.push(chunk) && !this.paused) {
@@ -574,6 +631,7 @@ class Connection {
   }
 
   private messageComplete(): void {
+    if (this.broken || this.done) return;
     const req = this.reading;
     if (!req) return;
     this.reading = null;
@@ -616,9 +674,14 @@ class Connection {
   }
 
   private closed(): void {
-    if (this.handle) this.parser.unconsume();
-    this.parser.free();
+    const p = this.parser;
+    if (this.handle) p.unconsume();
+    // The native parser holds its JS object (and through the callbacks this connection and its
+    // socket) until it is closed; node:http closes it the same way, once the stack has unwound.
+    for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete, kOnExecute]) p[k] = null;
+    setImmediate(() => p.close());
     this.deadline = 0;
+    this.held = false;
     const body = this.reading?.body;
     if (body && !body.destroyed && !this.reading?.complete) body.destroy(new Error("the client closed the connection mid-body"));
     this.reading = null;
@@ -639,9 +702,7 @@ export function clientAddressOf(socket: { remoteAddress?: string }): string {
 
 /** Resolves when the socket takes more, or when the connection is gone. */
 export function drained(res: Http1Response): Promise<void> {
-  if (res.destroyed) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    res.onDrain(resolve);
-    res.onAbort(resolve);
-  });
+  if (res.destroyed || !res.req.socket.writableNeedDrain) return Promise.resolve();
+  // One slot, replaced each time: the answer's abort also calls it (no listener piles up).
+  return new Promise<void>((resolve) => res.onDrain(resolve));
 }

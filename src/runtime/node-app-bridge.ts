@@ -135,6 +135,8 @@ export async function writeWebResponse(r: Response, res: Http1Response): Promise
       return;
     }
     const pending = reader.read();
+    // Awaited below unless writing the head fails first; then its rejection must not go unhandled.
+    pending.catch(() => undefined);
     // A stream made from a string or bytes ends within the same turn; one that waits on I/O does not.
     const next = await Promise.race([pending, new Promise<typeof NO_MORE>((resolve) => setImmediate(() => resolve(NO_MORE)))]);
     if (next !== NO_MORE && next.done) {
@@ -152,6 +154,7 @@ export async function writeWebResponse(r: Response, res: Http1Response): Promise
     }
     res.end();
   } catch (err) {
+    void reader.cancel().catch(() => undefined);
     if (res.headersSent) res.destroy();
     else throw err;
   }

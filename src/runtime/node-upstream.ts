@@ -86,6 +86,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(ctl: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // An interim answer (100, 103 Early Hints): the final one follows on the same exchange.
+    if (statusCode < 200) return;
     const list = flatten(headers);
     const connection = headerValue(headers.connection);
     if (this.req.method === "HEAD" || NO_BODY_STATUS.has(statusCode)) {
@@ -154,6 +156,9 @@ export class RelayBody implements UpstreamBody {
   ) {}
 
   data(chunk: Buffer): void {
+    // undici hands over empty chunks after a pause; relayed, each would pause and resume again in
+    // microtasks without end, and the event loop would never get control back.
+    if (chunk.length === 0) return;
     if (this.state === "discarded") {
       this.discarded += chunk.length;
       if (this.discarded > DISCARD_LIMIT) this.ctl.abort(new UpstreamError("aborted", "discarded response body too large to drain"));

@@ -2,9 +2,11 @@
 // behaviour node:http gave before it, and its answers to malformed and hostile input. Bytes are
 // written and read raw, so framing, ordering and closing are what is checked, not a client's view.
 import net from "node:net";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, describe, expect, it } from "vitest";
 import { createHttp1Server, InvalidHeaderError, type Http1Handler, type Http1Request, type Http1Response, type Http1ServerOptions } from "../../src/runtime/http1-server.ts";
-import { webUrl } from "../../src/runtime/node-app-bridge.ts";
+import { webUrl, writeWebResponse } from "../../src/runtime/node-app-bridge.ts";
 import { TIMED_OUT, within } from "../helpers/waiting.ts";
 
 interface Answer {
@@ -540,5 +542,192 @@ describe("the app bridge's URL", () => {
     expect(webUrl("//evil.example/x", "svc.local")).toBe("http://svc.local//evil.example/x");
     expect(() => webUrl("/x", "evil.example/path")).toThrow(/Host/);
     expect(() => webUrl("/x", "a@evil.example")).toThrow(/Host/);
+  });
+});
+
+describe("HTTP/1.1 server: found in review", () => {
+  it("a refused request's body is never served as a request, nor is anything sent after an early answer", async () => {
+    const seen: string[] = [];
+    const { port } = await serve((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(401, [], Buffer.from("no"));
+    });
+    // Missing Host: refused; the smuggled request in its "body" must not reach the handler.
+    const smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    const w = new Wire(port);
+    w.send(`POST / HTTP/1.1\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`);
+    expect((await w.next())?.status).toBe(400);
+    await w.closedP;
+    // An answer before the body arrived: the rest of the body and a request after it are dropped.
+    const l = new Wire(port);
+    l.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    const a = await l.next();
+    expect(a?.status).toBe(401);
+    expect(a?.headers.connection).toBe("close");
+    l.send("cde" + "DELETE /admin/thing HTTP/1.1\r\nHost: a\r\n\r\n");
+    await l.closedP;
+    expect(seen).toEqual(["POST /up"]);
+  });
+
+  it("lingering after an early answer reads and drops a 10 MB body: the client's upload completes and it reads the answer", async () => {
+    const { port } = await serve((_req, res) => res.writeHead(413, [], Buffer.from("too big")));
+    const w = new Wire(port);
+    const size = 10 * 1024 * 1024;
+    w.send(`POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\n\r\n`);
+    const sent = new Promise<boolean>((resolve) => w.socket.write(Buffer.alloc(size, 97), (err) => resolve(!err)));
+    expect((await w.next())?.status).toBe(413);
+    expect(await sent).toBe(true);
+    w.socket.end();
+    await w.closedP;
+  });
+
+  it("a client that pipelines and never reads: the server stops reading and answering instead of buffering without limit", async () => {
+    let served = 0;
+    const big = Buffer.alloc(64 * 1024, 120);
+    const s = createHttp1Server((_req, res) => {
+      served++;
+      res.writeHead(200, [], big);
+    });
+    await s.listen(0, "127.0.0.1");
+    servers.push({ close: (ms?: number) => s.close(ms) });
+    let serverSide: net.Socket | null = null;
+    s.net.on("connection", (sock: net.Socket) => (serverSide = sock));
+    const socket = net.connect((s.net.address() as net.AddressInfo).port, "127.0.0.1");
+    socket.on("error", () => undefined);
+    socket.pause(); // never reads
+    await new Promise((r) => socket.once("connect", r));
+    const N = 3000;
+    const request = GET("/p");
+    for (let i = 0; i < N; i++) socket.write(request);
+    // Wait until the server stops serving (the count stays put across several turns of the loop).
+    let last = -1;
+    for (let stable = 0; stable < 20; ) {
+      await new Promise((r) => setTimeout(r, 10));
+      if (served === last) stable++;
+      else {
+        stable = 0;
+        last = served;
+      }
+    }
+    // 3,000 answers of 64 KiB are 192 MiB. What waits is in the kernel's socket buffers; the server's
+    // own buffer holds at most the answer that filled it.
+    expect(served).toBeLessThan(N);
+    expect((serverSide as net.Socket | null)?.writableLength ?? Infinity).toBeLessThanOrEqual(big.length + 1024);
+    // Reading resumes the server.
+    let bytes = 0;
+    const all = N * big.length;
+    const got = new Promise<void>((resolve) => socket.on("data", (d: Buffer) => ((bytes += d.length) >= all ? resolve() : undefined)));
+    socket.resume();
+    expect(await within(got, 30_000)).not.toBe(TIMED_OUT);
+    expect(served).toBe(N);
+    socket.destroy();
+  });
+
+  it("an Upgrade request's body reaches the handler (curl --http2 -d sends one)", async () => {
+    const { port } = await serve(echo);
+    const w = new Wire(port);
+    w.send("POST /u HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello");
+    const a = await w.next();
+    expect(JSON.parse(a?.body ?? "{}").body).toBe("hello");
+    expect(a?.headers.connection).toBe("close");
+  });
+
+  it("a streamed body that overruns or falls short of its Content-Length cuts the connection instead of desynchronising it", async () => {
+    const { port } = await serve((req, res) => {
+      res.writeHead(200, ["content-length", "2"]);
+      if (req.url === "/over") res.write(Buffer.from("hello"));
+      else res.write(Buffer.from("h"));
+      res.end();
+    });
+    for (const path of ["/over", "/short"]) {
+      const w = new Wire(port);
+      w.send(GET(path) + GET("/next"));
+      await w.closedP;
+      const rest = await w.rest();
+      expect(rest, path).not.toMatch(/hello/);
+      expect(rest.match(/HTTP\/1\.1 200/g) ?? [], path).toHaveLength(1);
+    }
+  });
+
+  it("writeHead refuses an interim status (1xx) as an answer", async () => {
+    let err: unknown = null;
+    const { port } = await serve((_req, res) => {
+      try {
+        res.writeHead(103, ["link", "</a.css>; rel=preload"], null);
+      } catch (e) {
+        err = e;
+        res.writeHead(200, [], Buffer.from("final"));
+      }
+    });
+    const w = new Wire(port);
+    w.send(GET("/"));
+    expect((await w.next())?.body).toBe("final");
+    expect(err).toBeInstanceOf(InvalidHeaderError);
+    w.socket.destroy();
+  });
+
+  it("a web Response streamed to a slow client: every byte arrives, with a pause between chunks (no lost 'drain')", async () => {
+    const first = Buffer.alloc(1024 * 1024, 97);
+    const { port } = await serve((_req, res) => {
+      const body = new ReadableStream<Uint8Array>({
+        async start(ctl) {
+          ctl.enqueue(first);
+          await new Promise((r) => setTimeout(r, 100));
+          ctl.enqueue(Buffer.from("tail"));
+          ctl.close();
+        },
+      });
+      void writeWebResponse(new Response(body, { status: 200 }), res);
+    });
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => undefined);
+    await new Promise((r) => socket.once("connect", r));
+    socket.pause();
+    socket.write(GET("/stream"));
+    await new Promise((r) => setTimeout(r, 300)); // the server's writes back up meanwhile
+    const chunks: Buffer[] = [];
+    const done = new Promise<void>((resolve) => socket.on("data", (d: Buffer) => (chunks.push(d), Buffer.concat(chunks).includes("\r\n0\r\n\r\n") ? resolve() : undefined)));
+    socket.resume();
+    expect(await within(done, 10_000)).not.toBe(TIMED_OUT);
+    expect(Buffer.concat(chunks).includes("tail")).toBe(true);
+    socket.destroy();
+  });
+
+  it("closed connections are garbage-collected: socket, parser and connection are not kept alive", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const s = createHttp1Server((_req, res) => res.writeHead(200, [], Buffer.from("ok")));
+    await s.listen(0, "127.0.0.1");
+    servers.push({ close: (ms?: number) => s.close(ms) });
+    let collected = 0;
+    let accepted = 0;
+    const registry = new FinalizationRegistry(() => collected++);
+    s.net.on("connection", (sock: net.Socket) => {
+      accepted++;
+      registry.register(sock, 0);
+    });
+    const p2 = (s.net.address() as net.AddressInfo).port;
+    const N = 300;
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(
+        Array.from(
+          { length: 50 },
+          () =>
+            new Promise<void>((resolve) => {
+              const c = net.connect(p2, "127.0.0.1");
+              c.on("data", () => c.end());
+              c.on("close", () => resolve());
+              c.on("error", () => resolve());
+              c.write(GET("/"));
+            }),
+        ),
+      );
+    }
+    for (let i = 0; i < 50 && collected < N; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      gc();
+    }
+    expect(accepted).toBe(N);
+    expect(collected).toBeGreaterThanOrEqual(N * 0.95);
   });
 });

@@ -471,3 +471,40 @@ describe("upstream failures after the request was sent", () => {
     expect(received).toBe(3);
   });
 });
+
+describe("an upstream's interim answer (103 Early Hints) before the final one", () => {
+  const closer = new Closer();
+  let gw: TestGateway;
+  beforeAll(async () => {
+    const raw = net.createServer((s) => {
+      s.on("data", (d: Buffer) => {
+        if (!d.toString("latin1").includes(" /hints ")) {
+          s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+          return;
+        }
+        s.write("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+        setTimeout(() => s.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"), 20);
+      });
+      s.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => raw.listen(0, "127.0.0.1", resolve));
+    closer.add({ close: () => new Promise<void>((resolve) => raw.close(() => resolve())) });
+    const port = (raw.address() as net.AddressInfo).port;
+    gw = closer.add(
+      await startTestGateway({
+        clusters: { hints: `http://127.0.0.1:${port}` },
+        routes: { hints: { hostnames: ["hints.test"], authorization: { unauthenticated: true }, rules: [{ backendRefs: [{ cluster: "hints", service: "svc.local", weight: 1 }] }] } },
+      }),
+    );
+  });
+  afterAll(() => closer.closeAll());
+
+  it("the client gets the final 200 and its body, on the fast path and through the app", async () => {
+    // "/a/../hints" needs normalising, so the Hono app serves it (the web stream path).
+    for (const path of ["/hints", "/a/../hints"]) {
+      const res = await gw.request("hints.test", path);
+      expect(res.statusCode, path).toBe(200);
+      expect(await res.body.text(), path).toBe("final");
+    }
+  });
+});
