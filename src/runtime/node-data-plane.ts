@@ -9,7 +9,7 @@ import type { Logger } from "../util/log.ts";
 import { errorMessage } from "../util/log.ts";
 import { clientAddressOf, drained, InvalidHeaderError, joinedHeader, type Http1Request, type Http1Response } from "./http1-server.ts";
 import { writeWebResponse } from "./node-app-bridge.ts";
-import { RelayBody } from "./node-upstream.ts";
+import { RelayBody } from "./relay-body.ts";
 
 /**
  * Same tests as @hono/node-server's fast URL path: a plain lower-case host, and a request target
