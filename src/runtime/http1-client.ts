@@ -14,6 +14,7 @@
 // can send again retried once on a new connection when a reused one turns out closed before any
 // answer (the keep-alive race every pooled client meets; Go's and nginx's clients do the same).
 import { connect as netConnect, type Socket } from "node:net";
+import { Readable } from "node:stream";
 import { HTTPParser, _checkInvalidHeaderChar, _checkIsHttpToken } from "_http_common";
 import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { RelayBody, type FlowControl } from "./relay-body.ts";
@@ -134,14 +135,22 @@ class Pool {
   enqueue(ex: ClientExchange): void {
     ex.pool = this;
     let conn = this.idle.pop();
-    while (conn && !conn.usable) conn = this.idle.pop();
+    if (conn) {
+      // A connection idle past its limit is not trusted, even if the sweep has not run yet (a Lambda
+      // environment thawed after a freeze: its timers ran late, the upstream closed its side long ago).
+      const now = performance.now();
+      while (conn && !conn.reusableAt(now)) {
+        conn.destroy();
+        conn = this.idle.pop();
+      }
+    }
     if (conn) conn.start(ex);
     else if (this.all.size < this.s.maxConnections) this.open(ex);
     else this.queue.push(ex);
   }
 
-  /** A new connection for this exchange, whatever is idle (a retry after a stale one). */
-  open(ex: ClientExchange): void {
+  /** A new connection for this exchange. */
+  private open(ex: ClientExchange): void {
     ex.pool = this;
     const conn = new Connection(this);
     this.all.add(conn);
@@ -169,12 +178,12 @@ class Pool {
     this.idle.push(conn);
   }
 
-  /** A connection is gone (closed, failed or destroyed). */
-  removed(conn: Connection): void {
+  /** A connection is gone (closed, failed or destroyed); `resend` takes its slot first (the keep-alive race). */
+  removed(conn: Connection, resend: ClientExchange | null): void {
     this.all.delete(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    const next = this.queue.shift();
+    const next = resend ?? this.queue.shift();
     if (next) this.open(next);
     if (this.closing && this.all.size === 0) this.closing();
   }
@@ -324,6 +333,10 @@ class Connection implements FlowControl {
   /** The exchange finished inside a parser callback: released once the read is parsed. */
   private releaseAfterRead = false;
   private partialHeaders: string[] = [];
+  /** The response head, parsed and not yet handed over (see handOver). */
+  private pending: UpstreamResponse | null = null;
+  /** A streamed request body being sent: stopped when the exchange is abandoned. */
+  private pumping: Readable | null = null;
   private failure: Error | null = null;
 
   constructor(private readonly pool: Pool) {
@@ -360,6 +373,7 @@ class Connection implements FlowControl {
     this.keepAlive = false;
     this.requestDone = false;
     this.bodyActive = 0;
+    this.pending = null;
     if (this.state === READY) this.send();
   }
 
@@ -397,7 +411,18 @@ class Connection implements FlowControl {
     ex.fail(err);
     if (this.ex !== ex) return;
     this.ex = null;
+    this.stopPump();
     this.destroy();
+  }
+
+  /**
+   * The request body will not be sent on: a Node stream is destroyed now, rather than when its next
+   * chunk comes (the pump notices then; a stalled client would hold it until the server's own timeouts).
+   */
+  private stopPump(): void {
+    const body = this.pumping;
+    this.pumping = null;
+    if (body && !body.destroyed) body.destroy();
   }
 
   destroy(): void {
@@ -424,6 +449,8 @@ class Connection implements FlowControl {
     if (this.state === GONE) return;
     this.state = READY;
     this.deadline = 0;
+    // A peer that vanished during a long quiet stream (SSE, long poll) is found within minutes, not at the body-idle limit.
+    this.socket.setKeepAlive(true, 60_000);
     // As the server: the parser reads the handle in C++, no Buffer per read and no 'data' event.
     const handle = (this.socket as unknown as { _handle?: StreamHandle | null })._handle;
     const p = this.parser;
@@ -483,6 +510,7 @@ class Connection implements FlowControl {
       this.requestDone = true;
     } else {
       socket.write(head, "latin1");
+      if (body instanceof Readable) this.pumping = body;
       void this.pump(ex, body, declaredLength(req.headers));
     }
   }
@@ -510,9 +538,9 @@ class Connection implements FlowControl {
       if (this.ex !== ex) return;
       if (declared !== null && sent !== declared) throw new UpstreamError("protocol", `the request body ended at ${sent} of its content-length ${declared} bytes`);
       if (declared === null) socket.write("0\r\n\r\n", "latin1");
+      this.pumping = null;
       this.requestDone = true;
       // The answer came before the body was sent in full: the connection is free now.
-      if (this.responseDone) this.finished(false);
     } catch (err) {
       // The client's body failed (it went away, or passed the size limit): this request cannot be completed.
       if (this.ex === ex) this.drop(ex, err instanceof UpstreamError ? err : new UpstreamError("aborted", `the request body failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
@@ -521,6 +549,7 @@ class Connection implements FlowControl {
 
   private messageBegin(): void {
     this.begun = true;
+    this.partialHeaders = [];
     if (!this.ex) {
       // Bytes nobody asked for (on an idle connection, or after the answer): the connection is unusable.
       this.destroy();
@@ -542,33 +571,40 @@ class Connection implements FlowControl {
         return 1;
       }
       this.interim = true;
-      return 0;
+      return 1;
     }
     this.deadline = 0;
     this.keepAlive = keepAlive;
     if (keepAlive) this.readKeepAlive(raw);
     const connection = connectionOf(raw);
-    const noBody = ex.req.method === "HEAD" || NO_BODY_STATUS.has(status);
-    if (noBody) {
-      ex.respond({ status, headers: raw, connection, body: null });
-      // A HEAD answer's Content-Length describes a body that does not follow.
-      return 1;
+    const method = ex.req.method;
+    if (method === "HEAD" || NO_BODY_STATUS.has(status)) {
+      // As undici: a connection is not trusted after a HEAD, nor after a 204 or 304 that announces a
+      // body (misbehaving upstreams send one, and it would be read as the next exchange's answer).
+      if (method === "HEAD" || (status !== 205 && announcesBody(raw))) this.keepAlive = false;
+      this.pending = { status, headers: raw, connection, body: null };
+      // A HEAD answer's Content-Length describes a body that does not follow; a 205's framing (if
+      // any) is read off and dropped, since llhttp does not know 205 has no content.
+      return status === 205 && method !== "HEAD" ? 0 : 1;
     }
     const body = new RelayBody(this, ex);
     ex.body = body;
     this.bodyActive = performance.now();
-    ex.respond({ status, headers: raw, connection, body });
+    this.pending = { status, headers: raw, connection, body };
     return 0;
   }
 
   private bodyChunk(chunk: Buffer): void {
     const ex = this.ex;
+    // No RelayBody: a 205's content, dropped.
     if (!ex || chunk.length === 0) return;
     this.bodyActive = performance.now();
     ex.body?.data(chunk);
   }
 
   private messageComplete(): void {
+    // Trailer fields of a chunked answer come through kOnHeaders: they are dropped, never taken as the next answer's headers.
+    this.partialHeaders = [];
     if (this.interim) {
       this.interim = false;
       return;
@@ -577,15 +613,30 @@ class Connection implements FlowControl {
     if (!ex) return;
     this.responseDone = true;
     this.bodyActive = 0;
+    this.handOver();
     // The answer is whole, even when it came before the whole request was sent (a 413, say).
     ex.complete();
     if (this.requestDone) this.finished(true);
-    else if (!this.keepAlive) {
-      // The upstream will not read the rest: the request body stops here.
+    else {
+      // The upstream answered without waiting for the rest of the request: it is not sent, and the
+      // connection cannot be reused (undici does the same).
       this.ex = null;
+      this.stopPump();
       this.destroy();
     }
-    // Else the rest of the request body is sent first (pump), then the connection is released.
+  }
+
+  /**
+   * Hands the response head to the caller. Not from within kOnHeadersComplete: the native parser runs
+   * the microtask queue after each callback, and the caller would take the answer before the rest of
+   * the same read (often its whole body) was parsed. So at the end of the message or of the read,
+   * whichever comes first: a small answer is then complete when taken, and leaves in one write.
+   */
+  private handOver(): void {
+    const res = this.pending;
+    if (!res) return;
+    this.pending = null;
+    this.ex?.respond(res);
   }
 
   /** Request written and answer read: the connection is reused if both sides allow it. */
@@ -607,16 +658,18 @@ class Connection implements FlowControl {
     this.pool.release(this);
   }
 
-  /** Whether an idle connection can take an exchange (its close may not have been told yet). */
-  get usable(): boolean {
-    return this.state !== GONE && !this.socket.destroyed;
+  /** Whether an idle connection can take an exchange (its close may not have been told yet, nor its idle limit checked). */
+  reusableAt(now: number): boolean {
+    return this.state !== GONE && !this.socket.destroyed && now - this.idleSince <= this.idleLimit;
   }
 
   private executed(r: ReturnType<HTTPParser["execute"]>): void {
-    if (typeof r !== "number") {
+    if (typeof r === "number") this.handOver();
+    else {
       const ex = this.ex;
       const why = `malformed response from the upstream (${r.code ?? "parse error"}${r.reason ? `: ${r.reason}` : ""})`;
       this.releaseAfterRead = false;
+      this.pending = null;
       if (ex) this.drop(ex, new UpstreamError("protocol", why));
       else this.destroy();
       return;
@@ -629,9 +682,10 @@ class Connection implements FlowControl {
 
   /** The upstream's FIN: a body delimited by the connection's end completes; anything else pending fails. */
   private ended(): void {
-    if (this.ex && this.state !== GONE) {
+    // Before any byte of an answer there is nothing to finish: the close is told as such (closed()).
+    if (this.ex && this.begun && this.state !== GONE) {
       const r = this.parser.finish();
-      if (typeof r !== "number" && this.ex) {
+      if (r instanceof Error && this.ex) {
         this.drop(this.ex, new UpstreamError("reset", "the upstream closed the connection mid-answer"));
         return;
       }
@@ -650,16 +704,22 @@ class Connection implements FlowControl {
     setImmediate(() => p.close());
     const ex = this.ex;
     this.ex = null;
-    this.pool.removed(this);
-    if (!ex || ex.settled) return;
+    this.pending = null;
+    this.stopPump();
+    if (!ex || ex.settled) {
+      this.pool.removed(this, null);
+      return;
+    }
     ex.conn = null;
     const err = this.failure as (Error & { code?: string }) | null;
     // The keep-alive race: a reused connection the upstream had closed, before any byte of an answer.
+    // Sent again first, ahead of the queue, on the connection slot this one leaves.
     if (wasReady && this.served > 0 && !this.begun && !ex.resent && IDEMPOTENT.has(ex.req.method) && (ex.req.body === null || ex.req.body instanceof Uint8Array)) {
       ex.resent = true;
-      this.pool.open(ex);
+      this.pool.removed(this, ex);
       return;
     }
+    this.pool.removed(this, null);
     if (!wasReady) {
       ex.fail(new UpstreamError(err?.code === "ETIMEDOUT" ? "timeout" : "connect", `cannot connect to ${this.pool.host}:${this.pool.port}: ${err?.message ?? "closed"}`, { cause: err }));
       return;
@@ -668,13 +728,13 @@ class Connection implements FlowControl {
     ex.fail(new UpstreamError(failure, ex.answered ? "the upstream connection closed mid-body" : `the upstream closed the connection${err ? `: ${err.message}` : " before answering"}`, { cause: err ?? undefined }));
   }
 
-  /** `Keep-Alive: timeout=N`: the upstream closes idle connections after N s; we stop reusing one a second before. */
+  /** `Keep-Alive: timeout=N`: the upstream closes idle connections after N s; we stop reusing one 2 s before (as undici). */
   private readKeepAlive(raw: string[]): void {
     for (let i = 0; i + 1 < raw.length; i += 2) {
       const k = raw[i] as string;
       if (k.length !== 10 || k.toLowerCase() !== "keep-alive") continue;
       const m = /(?:^|[,\s])timeout=(\d+)/i.exec(raw[i + 1] as string);
-      if (m) this.idleLimit = Math.min(this.pool.s.keepAliveTimeoutMs, Math.max(0, Number(m[1]) * 1000 - 1000));
+      if (m) this.idleLimit = Math.min(this.pool.s.keepAliveTimeoutMs, Math.max(0, Number(m[1]) * 1000 - 2000));
     }
   }
 }
@@ -700,6 +760,8 @@ function requestHead(req: UpstreamRequest): string | UpstreamError {
     head += `${name}: ${value}\r\n`;
   }
   if (!host) return new UpstreamError("protocol", "the upstream request has no host header");
+  // Redundant for HTTP/1.1 upstreams; an HTTP/1.0 one keeps the connection only when asked.
+  head += "connection: keep-alive\r\n";
   const body = req.body;
   if (body === null) {
     if (EXPECTS_PAYLOAD.has(req.method)) head += "content-length: 0\r\n";
@@ -717,6 +779,15 @@ function declaredLength(headers: string[]): number | null {
     if (name.length === 14 && name.toLowerCase() === "content-length") return Number(headers[i + 1]);
   }
   return null;
+}
+
+/** Whether a head announces content: a Content-Length above 0, or a Transfer-Encoding. */
+function announcesBody(raw: string[]): boolean {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = (raw[i] as string).toLowerCase();
+    if (k === "transfer-encoding" || (k === "content-length" && (raw[i + 1] as string).trim() !== "0")) return true;
+  }
+  return false;
 }
 
 function connectionOf(raw: string[]): string | null {

@@ -568,6 +568,9 @@ class Connection {
   }
 
   private messageBegin(): void {
+    // Trailer fields of a chunked request come through kOnHeaders: never the next request's headers.
+    this.partialHeaders = [];
+    this.partialUrl = "";
     if (this.broken || this.done) return;
     this.headersSince = performance.now();
     if (this.queue.length === 0) {
@@ -631,6 +634,8 @@ class Connection {
   }
 
   private messageComplete(): void {
+    this.partialHeaders = [];
+    this.partialUrl = "";
     if (this.broken || this.done) return;
     const req = this.reading;
     if (!req) return;

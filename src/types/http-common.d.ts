@@ -15,7 +15,8 @@ declare module "_http_common" {
     initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
     /** Bytes parsed, or an Error with `code` (llhttp's HPE_*), `reason` and `bytesParsed`. */
     execute(data: Buffer): number | (Error & { code?: string; reason?: string; bytesParsed?: number });
-    finish(): number | Error;
+    /** Undefined when the message ended cleanly at EOF, else the Error. */
+    finish(): Error | undefined;
     /** Reads the stream handle directly (kOnExecute is called with each read's result). */
     consume(handle: object): void;
     unconsume(): void;

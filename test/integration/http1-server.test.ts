@@ -186,6 +186,17 @@ describe("HTTP/1.1 server: the protocol", () => {
     w.socket.destroy();
   });
 
+  it("trailers of a chunked request are dropped, never joined into the next request's headers (a trailer Host included)", async () => {
+    const { port } = await serve(echo);
+    const w = new Wire(port);
+    w.send("POST /p HTTP/1.1\r\nHost: t.local\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nHost: evil.example\r\nX-Trailer: 1\r\n\r\n");
+    expect(JSON.parse((await w.next())?.body ?? "{}")).toMatchObject({ body: "abc", host: "t.local" });
+    w.send(GET("/next"));
+    // The next request has exactly its own one header, and its own Host.
+    expect(JSON.parse((await w.next())?.body ?? "{}")).toMatchObject({ url: "/next", host: "t.local", headers: 1 });
+    w.socket.destroy();
+  });
+
   it("a request body of 4 MiB to a handler that reads slowly: the socket is paused, nothing lost", async () => {
     const { port } = await serve((req, res) => {
       let n = 0;
