@@ -203,11 +203,12 @@ ${httpBody}
   }
 
   /** isthmus, the Node entry exactly as \`npm start\` runs it (the bundle buildIsthmus made), configured by a file. */
-  async isthmus(name: string, port: number, config: unknown, env: Record<string, string>): Promise<Running> {
+  /** An isthmus process: this checkout's bundle, or `bundle` (another build, for bench/ab.ts). */
+  async isthmus(name: string, port: number, config: unknown, env: Record<string, string>, bundle = join(ROOT, "dist", "isthmus.mjs")): Promise<Running> {
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));
     const proc = this.track(
-      spawn(...pinned("proxy", process.execPath, [...startFlags(), ...benchNodeArgs(), join(ROOT, "dist", "isthmus.mjs")]), {
+      spawn(...pinned("proxy", process.execPath, [...startFlags(), ...benchNodeArgs(), bundle]), {
         env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", ISTHMUS_CONFIG: file, ISTHMUS_LOG_LEVEL: "error", ISTHMUS_REDIS_URL: "", ...env },
         stdio: ["ignore", "inherit", "inherit"],
       }),

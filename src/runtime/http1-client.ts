@@ -65,6 +65,7 @@ export function createHttp1Client(opts: Http1ClientOptions = {}): UpstreamClient
   // Origins come from the configuration's cluster endpoints: a bounded set.
   const pools = new Map<string, Pool>();
   let closed = false;
+  let closing: Promise<void> | null = null;
   // One timer for every connection's deadlines: no timer per request.
   const sweep = setInterval(() => {
     const now = performance.now();
@@ -84,6 +85,13 @@ export function createHttp1Client(opts: Http1ClientOptions = {}): UpstreamClient
           ex.fail(new UpstreamError("aborted", "the upstream client is closed"));
           return;
         }
+        // Checked before any connection is asked for: a request that cannot be sent fails as what it is.
+        const head = requestHead(req);
+        if (typeof head !== "string") {
+          ex.fail(head);
+          return;
+        }
+        ex.head = head;
         let pool = pools.get(req.origin);
         if (!pool) {
           const target = poolTarget(req.origin);
@@ -97,11 +105,10 @@ export function createHttp1Client(opts: Http1ClientOptions = {}): UpstreamClient
         pool.enqueue(ex);
       });
     },
-    async close(): Promise<void> {
+    close(): Promise<void> {
       closed = true;
-      const all = [...pools.values()];
-      await Promise.all(all.map((p) => p.close()));
-      clearInterval(sweep);
+      closing ??= Promise.all([...pools.values()].map((p) => p.close())).then(() => clearInterval(sweep));
+      return closing;
     },
   };
 }
@@ -221,6 +228,8 @@ class ClientExchange {
   answered = false;
   /** Sent again once already, after a stale keep-alive connection. */
   resent = false;
+  /** The request line and headers, checked before the exchange is queued. */
+  head = "";
   private done = false;
 
   constructor(
@@ -335,8 +344,8 @@ class Connection implements FlowControl {
   private partialHeaders: string[] = [];
   /** The response head, parsed and not yet handed over (see handOver). */
   private pending: UpstreamResponse | null = null;
-  /** A streamed request body being sent: stopped when the exchange is abandoned. */
-  private pumping: Readable | null = null;
+  /** A streamed request body being sent (a Node stream, or a web stream's reader): stopped when the exchange is abandoned. */
+  private pumping: Readable | ReadableStreamDefaultReader<Uint8Array> | null = null;
   private failure: Error | null = null;
 
   constructor(private readonly pool: Pool) {
@@ -344,7 +353,6 @@ class Connection implements FlowControl {
     const socket = netConnect({ host: pool.host, port: pool.port, noDelay: true });
     this.socket = socket;
     this.deadline = performance.now() + pool.s.connectTimeoutMs;
-    this.deadlineWhat = "connect";
     const p = this.parser;
     p.initialize(HTTPParser.RESPONSE, {}, pool.s.maxHeaderBytes, HTTPParser.kLenientNone);
     p[kOnMessageBegin] = () => this.messageBegin();
@@ -411,6 +419,8 @@ class Connection implements FlowControl {
     ex.fail(err);
     if (this.ex !== ex) return;
     this.ex = null;
+    // Nothing was sent yet: the connect goes on, and the connection serves the next exchange.
+    if (this.state === CONNECTING) return;
     this.stopPump();
     this.destroy();
   }
@@ -422,7 +432,9 @@ class Connection implements FlowControl {
   private stopPump(): void {
     const body = this.pumping;
     this.pumping = null;
-    if (body && !body.destroyed) body.destroy();
+    if (body instanceof Readable) {
+      if (!body.destroyed) body.destroy();
+    } else body?.cancel().catch(() => undefined);
   }
 
   destroy(): void {
@@ -433,13 +445,20 @@ class Connection implements FlowControl {
   checkDeadline(now: number): void {
     if (this.state === GONE) return;
     const ex = this.ex;
+    if (this.state === CONNECTING) {
+      if (now <= this.deadline) return;
+      this.ex = null;
+      ex?.fail(new UpstreamError("timeout", `no connection within ${this.pool.s.connectTimeoutMs}ms`));
+      this.destroy();
+      return;
+    }
     if (!ex) {
       if (this.state === READY && now - this.idleSince > this.idleLimit) this.destroy();
       return;
     }
     if (this.deadline > 0 && now > this.deadline) {
       const what = this.deadlineWhat;
-      this.drop(ex, new UpstreamError("timeout", what === "connect" ? `no connection within ${this.pool.s.connectTimeoutMs}ms` : `no response headers within ${what}`));
+      this.drop(ex, new UpstreamError("timeout", `no response headers within ${what}`));
     } else if (this.bodyActive > 0 && !this.paused && now - this.bodyActive > this.pool.s.bodyIdleTimeoutMs) {
       this.drop(ex, new UpstreamError("timeout", `no response body data for ${this.pool.s.bodyIdleTimeoutMs}ms`));
     }
@@ -478,14 +497,7 @@ class Connection implements FlowControl {
   private send(): void {
     const ex = this.ex as ClientExchange;
     const req = ex.req;
-    const head = requestHead(req);
-    if (typeof head !== "string") {
-      // Nothing was written: the connection stays good for the next exchange.
-      this.ex = null;
-      ex.fail(head);
-      this.pool.release(this);
-      return;
-    }
+    const head = ex.head;
     this.deadline = performance.now() + req.headersTimeoutMs;
     this.deadlineWhat = `${req.headersTimeoutMs}ms`;
     const body = req.body;
@@ -510,17 +522,26 @@ class Connection implements FlowControl {
       this.requestDone = true;
     } else {
       socket.write(head, "latin1");
-      if (body instanceof Readable) this.pumping = body;
-      void this.pump(ex, body, declaredLength(req.headers));
+      let chunks: AsyncIterable<Uint8Array>;
+      if (body instanceof ReadableStream) {
+        // Through a reader, so that abandoning it can cancel a pending read (an iterator's return() waits behind it).
+        const reader = (body as ReadableStream<Uint8Array>).getReader();
+        this.pumping = reader;
+        chunks = readerChunks(reader);
+      } else {
+        if (body instanceof Readable) this.pumping = body;
+        chunks = body as AsyncIterable<Uint8Array>;
+      }
+      void this.pump(ex, chunks, declaredLength(req.headers));
     }
   }
 
   /** Streams a request body: chunked, or checked against the Content-Length the client declared. */
-  private async pump(ex: ClientExchange, body: Exclude<UpstreamRequest["body"], Uint8Array | null>, declared: number | null): Promise<void> {
+  private async pump(ex: ClientExchange, body: AsyncIterable<Uint8Array>, declared: number | null): Promise<void> {
     const socket = this.socket;
     let sent = 0;
     try {
-      for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of body) {
         if (this.ex !== ex) return;
         if (chunk.byteLength === 0) continue;
         sent += chunk.byteLength;
@@ -579,13 +600,13 @@ class Connection implements FlowControl {
     const connection = connectionOf(raw);
     const method = ex.req.method;
     if (method === "HEAD" || NO_BODY_STATUS.has(status)) {
-      // As undici: a connection is not trusted after a HEAD, nor after a 204 or 304 that announces a
-      // body (misbehaving upstreams send one, and it would be read as the next exchange's answer).
-      if (method === "HEAD" || (status !== 205 && announcesBody(raw))) this.keepAlive = false;
+      // No body is read (a HEAD answer's Content-Length describes a GET's). As undici, a connection
+      // is not trusted after a HEAD, nor after an answer that announces the body it must not have
+      // (misbehaving upstreams send one, and it would be read as the next exchange's answer); a 304
+      // may carry the Content-Length a 200 would have (RFC 9110 8.6), so only its Transfer-Encoding counts.
+      if (method === "HEAD" || announcesBody(raw, status === 304)) this.keepAlive = false;
       this.pending = { status, headers: raw, connection, body: null };
-      // A HEAD answer's Content-Length describes a body that does not follow; a 205's framing (if
-      // any) is read off and dropped, since llhttp does not know 205 has no content.
-      return status === 205 && method !== "HEAD" ? 0 : 1;
+      return 1;
     }
     const body = new RelayBody(this, ex);
     ex.body = body;
@@ -596,7 +617,6 @@ class Connection implements FlowControl {
 
   private bodyChunk(chunk: Buffer): void {
     const ex = this.ex;
-    // No RelayBody: a 205's content, dropped.
     if (!ex || chunk.length === 0) return;
     this.bodyActive = performance.now();
     ex.body?.data(chunk);
@@ -781,11 +801,11 @@ function declaredLength(headers: string[]): number | null {
   return null;
 }
 
-/** Whether a head announces content: a Content-Length above 0, or a Transfer-Encoding. */
-function announcesBody(raw: string[]): boolean {
+/** Whether a head announces content: a Transfer-Encoding, or (unless `lengthAllowed`) a Content-Length above 0. */
+function announcesBody(raw: string[], lengthAllowed: boolean): boolean {
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const k = (raw[i] as string).toLowerCase();
-    if (k === "transfer-encoding" || (k === "content-length" && (raw[i + 1] as string).trim() !== "0")) return true;
+    if (k === "transfer-encoding" || (!lengthAllowed && k === "content-length" && (raw[i + 1] as string).trim() !== "0")) return true;
   }
   return false;
 }
@@ -797,6 +817,14 @@ function connectionOf(raw: string[]): string | null {
     if (k.length === 10 && k.toLowerCase() === "connection") out = out === null ? (raw[i + 1] as string) : `${out}, ${raw[i + 1] as string}`;
   }
   return out;
+}
+
+async function* readerChunks(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    yield value;
+  }
 }
 
 /** Resolves when the socket takes more, or when it closes. */

@@ -267,6 +267,25 @@ describe("http1-client: the request on the wire", () => {
     expect(up.connections).toBe(1);
   });
 
+  it("a web stream body abandoned after an early answer is cancelled at once, not left waiting for its next chunk", async () => {
+    const { up, client, origin } = await setup(() => undefined);
+    let cancelled = false;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(100));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const p = client.send(request(origin, { method: "POST", body }));
+    await up.until(() => (up.received.get(1) ?? "").length > 100);
+    (up.sockets.values().next().value as net.Socket).write("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n");
+    expect((await p).status).toBe(401);
+    await up.until(() => up.sockets.size === 0);
+    expect(cancelled).toBe(true);
+  });
+
   it("a web ReadableStream body is streamed too", async () => {
     const { up, client, origin } = await setup((r) => r.socket.write(ok()));
     const body = new ReadableStream<Uint8Array>({
@@ -348,24 +367,27 @@ describe("http1-client: answers", () => {
     expect(up.seen.map((s) => s.conn)).toEqual([1, 2]);
   });
 
-  it("204, 205 and 304 have no body; the connection goes on, unless a 204 or 304 announces a body", async () => {
+  it("204, 205 and 304 have no body; the connection goes on unless the answer announces a body it must not have", async () => {
     const answers = [
       "HTTP/1.1 204 No Content\r\n\r\n",
       "HTTP/1.1 205 Reset Content\r\ncontent-length: 0\r\n\r\n",
-      // A 205 from a server that flushed its head before knowing: chunked framing, read off and dropped.
+      // A 205 from a server that flushed its head before knowing: chunked framing. Not trusted after.
       "HTTP/1.1 205 Reset Content\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
       "HTTP/1.1 304 Not Modified\r\n\r\n",
+      // A 304 may say the length a 200 would have (RFC 9110 8.6): reused.
       "HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
+      "HTTP/1.1 304 Not Modified\r\ntransfer-encoding: chunked\r\n\r\n",
+      "HTTP/1.1 204 No Content\r\ncontent-length: 3\r\n\r\n",
     ];
     let i = 0;
     const { up, client, origin } = await setup((r) => r.socket.write(answers[i++] ?? ok("end")));
-    for (const want of [204, 205, 205, 304, 304]) {
+    for (const want of [204, 205, 205, 304, 304, 304, 204]) {
       const res = await client.send(request(origin));
       expect(res.status).toBe(want);
       expect(res.body).toBeNull();
     }
     expect(await bodyText(await client.send(request(origin)))).toBe("end");
-    expect(up.seen.map((s) => s.conn)).toEqual([1, 1, 1, 1, 1, 2]);
+    expect(up.seen.map((s) => s.conn)).toEqual([1, 1, 1, 2, 2, 2, 3, 4]);
   });
 
   it("a small answer that arrives whole is handed over complete (one write for head and body downstream)", async () => {
@@ -621,6 +643,19 @@ describe("http1-client: failures and limits", () => {
     const req = request(`http://127.0.0.1:${port}`, { method: "POST", body: Buffer.from("x") });
     expect((await failureOf(client.send(req))).failure).toBe("connect");
     expect(req.ev.settled).toBe(1);
+  });
+
+  it("a request that cannot be sent fails as a protocol error before any connection is asked for (even to an unreachable upstream)", async () => {
+    const client = createHttp1Client();
+    clients.push(client);
+    const err = await failureOf(client.send(request("http://127.0.0.1:1", { headers: ["host", "h", "x-evil", "a\r\nb: c"] })));
+    expect(err.failure).toBe("protocol");
+  });
+
+  it("close() called twice: both resolve", async () => {
+    const { client, origin } = await setup((r) => r.socket.write(ok()));
+    await bodyText(await client.send(request(origin)));
+    expect(await within(Promise.all([client.close(), client.close()]), 5_000)).not.toBe(TIMED_OUT);
   });
 
   it("an origin it does not take is refused clearly", async () => {
