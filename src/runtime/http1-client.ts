@@ -16,6 +16,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { HTTPParser, _checkInvalidHeaderChar, _checkIsHttpToken } from "_http_common";
+import { kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageBegin, kOnMessageComplete, ParserInput, type ExecuteResult } from "./llhttp-socket.ts";
 import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { RelayBody, type FlowControl } from "./relay-body.ts";
 
@@ -294,21 +295,6 @@ class ClientExchange {
   }
 }
 
-/** What of a socket's libuv handle the parser's direct reading needs (as in http1-server.ts). */
-interface StreamHandle {
-  isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-
-const kOnMessageBegin = HTTPParser.kOnMessageBegin;
-const kOnHeaders = HTTPParser.kOnHeaders;
-const kOnHeadersComplete = HTTPParser.kOnHeadersComplete;
-const kOnBody = HTTPParser.kOnBody;
-const kOnMessageComplete = HTTPParser.kOnMessageComplete;
-const kOnExecute = HTTPParser.kOnExecute;
 
 const CONNECTING = 0;
 const READY = 1;
@@ -318,7 +304,8 @@ const GONE = 2;
 class Connection implements FlowControl {
   private readonly socket: Socket;
   private readonly parser = new HTTPParser();
-  private handle: StreamHandle | null = null;
+  /** Set once connected. */
+  private input: ParserInput | null = null;
   private state = CONNECTING;
   private ex: ClientExchange | null = null;
   /** Exchanges served to the end on this connection (a reused one may meet the keep-alive race). */
@@ -389,12 +376,7 @@ class Connection implements FlowControl {
   pause(): void {
     if (this.paused) return;
     this.paused = true;
-    const h = this.handle;
-    if (!h) this.socket.pause();
-    else if (h.reading) {
-      h.reading = false;
-      h.readStop();
-    }
+    this.input?.stop();
   }
 
   resume(): void {
@@ -402,12 +384,7 @@ class Connection implements FlowControl {
     this.paused = false;
     // Time spent paused by a slow client is not the upstream's idleness.
     if (this.bodyActive > 0) this.bodyActive = performance.now();
-    const h = this.handle;
-    if (!h) this.socket.resume();
-    else if (!h.reading && !this.socket.destroyed) {
-      h.reading = true;
-      h.readStart();
-    }
+    this.input?.start();
   }
 
   abort(reason: Error): void {
@@ -470,22 +447,7 @@ class Connection implements FlowControl {
     this.deadline = 0;
     // A peer that vanished during a long quiet stream (SSE, long poll) is found within minutes, not at the body-idle limit.
     this.socket.setKeepAlive(true, 60_000);
-    // As the server: the parser reads the handle in C++, no Buffer per read and no 'data' event.
-    const handle = (this.socket as unknown as { _handle?: StreamHandle | null })._handle;
-    const p = this.parser;
-    if (handle?.isStreamBase && !handle._consumed) {
-      handle._consumed = true;
-      this.handle = handle;
-      p.consume(handle);
-      p[kOnExecute] = (r: ReturnType<HTTPParser["execute"]>) => this.executed(r);
-      // Flowing, though no data passes through the stream: only then is the upstream's FIN told as 'end'.
-      this.socket.resume();
-    } else {
-      p[kOnExecute] = () => undefined;
-      this.socket.on("data", (d: Buffer) => {
-        if (this.state !== GONE) this.executed(this.parser.execute(d));
-      });
-    }
+    this.input = new ParserInput(this.socket, this.parser, (r) => this.executed(r));
     if (this.ex) this.send();
     else {
       // Its exchange was aborted while connecting: kept for the next one.
@@ -683,7 +645,7 @@ class Connection implements FlowControl {
     return this.state !== GONE && !this.socket.destroyed && now - this.idleSince <= this.idleLimit;
   }
 
-  private executed(r: ReturnType<HTTPParser["execute"]>): void {
+  private executed(r: ExecuteResult): void {
     if (typeof r === "number") this.handOver();
     else {
       const ex = this.ex;
@@ -717,11 +679,14 @@ class Connection implements FlowControl {
     const wasReady = this.state === READY;
     this.state = GONE;
     this.deadline = 0;
-    const p = this.parser;
-    if (this.handle) p.unconsume();
-    for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete, kOnExecute]) p[k] = null;
-    // As the server: the native parser is freed once the stack has unwound.
-    setImmediate(() => p.close());
+    const input = this.input;
+    if (input) input.release();
+    else {
+      // Never connected: the parser never read anything; it is closed the same way.
+      const p = this.parser;
+      for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete]) p[k] = null;
+      setImmediate(() => p.close());
+    }
     const ex = this.ex;
     this.ex = null;
     this.pending = null;

@@ -12,6 +12,7 @@ import { createServer as createNetServer, type Server, type Socket } from "node:
 import { STATUS_CODES } from "node:http";
 import { Readable } from "node:stream";
 import { HTTPParser, methods, _checkInvalidHeaderChar, _checkIsHttpToken } from "_http_common";
+import { kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageBegin, kOnMessageComplete, ParserInput, type ExecuteResult } from "./llhttp-socket.ts";
 
 export interface Http1ServerOptions {
   /** Largest request header block, bytes (431 beyond it). */
@@ -362,24 +363,9 @@ function httpDate(): string {
   return dateCache;
 }
 
-/** What of a socket's libuv handle the parser's direct reading needs (node:http uses the same). */
-interface StreamHandle {
-  isStreamBase?: boolean;
-  _consumed?: boolean;
-  reading: boolean;
-  readStart(): number;
-  readStop(): number;
-}
-
 /** How long a closing connection's further input is read and dropped before the socket is destroyed. */
 const LINGER_MS = 5_000;
 
-const kOnMessageBegin = HTTPParser.kOnMessageBegin;
-const kOnHeaders = HTTPParser.kOnHeaders;
-const kOnHeadersComplete = HTTPParser.kOnHeadersComplete;
-const kOnBody = HTTPParser.kOnBody;
-const kOnMessageComplete = HTTPParser.kOnMessageComplete;
-const kOnExecute = HTTPParser.kOnExecute;
 
 /** One client connection: its parser, the requests read and not yet answered, and its deadline. */
 class Connection {
@@ -399,8 +385,7 @@ class Connection {
   private pausedForQueue = false;
   /** A malformed request was read: answer it once the requests before it are answered, then close. */
   private broken: { status: number } | null = null;
-  /** The socket's handle, when the parser reads it directly. */
-  private handle: StreamHandle | null = null;
+  private readonly input: ParserInput;
   /** The connection is closing: nothing more is parsed or answered. */
   private done = false;
   /** An answer is complete but the socket's buffer is full: the next waits for 'drain'. */
@@ -424,20 +409,9 @@ class Connection {
     p[kOnBody] = (chunk: Buffer) => this.body(chunk);
     p[kOnMessageComplete] = () => this.messageComplete();
     this.deadline = performance.now() + s.keepAliveTimeoutMs;
-    // As node:http: the parser reads the socket's handle itself, in C++, so no JS Buffer is made
-    // per read (each one an ArrayBuffer that every scavenge must sweep) and no 'data' event runs.
-    const handle = (socket as unknown as { _handle?: StreamHandle | null })._handle;
-    if (handle?.isStreamBase && !handle._consumed) {
-      handle._consumed = true;
-      this.handle = handle;
-      p.consume(handle);
-      p[kOnExecute] = (r: ReturnType<HTTPParser["execute"]>) => this.executed(r);
-      // Flowing, though no data passes through the stream: only then is the peer's FIN told as 'end'.
-      socket.resume();
-    } else {
-      p[kOnExecute] = () => undefined;
-      socket.on("data", (d: Buffer) => this.data(d));
-    }
+    this.input = new ParserInput(socket, p, (r) => {
+      if (!this.broken && !this.done) this.executed(r);
+    });
     socket.on("drain", () => {
       if (this.held) {
         this.held = false;
@@ -539,32 +513,16 @@ class Connection {
     }
   }
 
-  private data(d: Buffer): void {
-    if (this.broken || this.done) return;
-    this.executed(this.parser.execute(d));
+  private executed(r: ExecuteResult): void {
+    if (typeof r !== "number") this.malformed(r.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
   }
 
-  private executed(r: ReturnType<HTTPParser["execute"]>): void {
-    if (typeof r !== "number" && !this.broken && !this.done) this.malformed(r.code === "HPE_HEADER_OVERFLOW" ? 431 : 400);
-  }
-
-  /** Stops reading the socket (the handle's own reads when the parser consumes it). */
   private stopInput(): void {
-    const h = this.handle;
-    if (!h) this.socket.pause();
-    else if (h.reading) {
-      h.reading = false;
-      h.readStop();
-    }
+    this.input.stop();
   }
 
   private startInput(): void {
-    const h = this.handle;
-    if (!h) this.socket.resume();
-    else if (!h.reading && !this.socket.destroyed) {
-      h.reading = true;
-      h.readStart();
-    }
+    this.input.start();
   }
 
   private messageBegin(): void {
@@ -679,12 +637,7 @@ class Connection {
   }
 
   private closed(): void {
-    const p = this.parser;
-    if (this.handle) p.unconsume();
-    // The native parser holds its JS object (and through the callbacks this connection and its
-    // socket) until it is closed; node:http closes it the same way, once the stack has unwound.
-    for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete, kOnExecute]) p[k] = null;
-    setImmediate(() => p.close());
+    this.input.release();
     this.deadline = 0;
     this.held = false;
     const body = this.reading?.body;
