@@ -315,14 +315,12 @@ class Connection implements FlowControl {
   private idleLimit: number;
   /** Deadline of whatever is awaited now: connect or the response head (0: none). */
   private deadline = 0;
-  private deadlineWhat = "";
   /** Last body activity while the response body streams (0: not streaming). */
   private bodyActive = 0;
   private paused = false;
-  /** The current response: any byte of it seen, interim (1xx), complete, and reusable after. */
+  /** The current response: any byte of it seen, interim (1xx), and reusable after. */
   private begun = false;
   private interim = false;
-  private responseDone = false;
   private keepAlive = false;
   /** The whole request was written. */
   private requestDone = false;
@@ -364,7 +362,6 @@ class Connection implements FlowControl {
     ex.conn = this;
     this.begun = false;
     this.interim = false;
-    this.responseDone = false;
     this.keepAlive = false;
     this.requestDone = false;
     this.bodyActive = 0;
@@ -434,8 +431,7 @@ class Connection implements FlowControl {
       return;
     }
     if (this.deadline > 0 && now > this.deadline) {
-      const what = this.deadlineWhat;
-      this.drop(ex, new UpstreamError("timeout", `no response headers within ${what}`));
+      this.drop(ex, new UpstreamError("timeout", `no response headers within ${ex.req.headersTimeoutMs}ms`));
     } else if (this.bodyActive > 0 && !this.paused && now - this.bodyActive > this.pool.s.bodyIdleTimeoutMs) {
       this.drop(ex, new UpstreamError("timeout", `no response body data for ${this.pool.s.bodyIdleTimeoutMs}ms`));
     }
@@ -451,7 +447,6 @@ class Connection implements FlowControl {
     if (this.ex) this.send();
     else {
       // Its exchange was aborted while connecting: kept for the next one.
-      this.idleSince = performance.now();
       this.pool.release(this);
     }
   }
@@ -461,7 +456,6 @@ class Connection implements FlowControl {
     const req = ex.req;
     const head = ex.head;
     this.deadline = performance.now() + req.headersTimeoutMs;
-    this.deadlineWhat = `${req.headersTimeoutMs}ms`;
     const body = req.body;
     const socket = this.socket;
     if (body === null) {
@@ -593,7 +587,6 @@ class Connection implements FlowControl {
     }
     const ex = this.ex;
     if (!ex) return;
-    this.responseDone = true;
     this.bodyActive = 0;
     this.handOver();
     // The answer is whole, even when it came before the whole request was sent (a 413, say).
