@@ -16,6 +16,7 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { HTTPParser, _checkInvalidHeaderChar, _checkIsHttpToken } from "_http_common";
+import { joinedHeader } from "./http1-server.ts";
 import { kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageBegin, kOnMessageComplete, ParserInput, type ExecuteResult } from "./llhttp-socket.ts";
 import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { RelayBody, type FlowControl } from "./relay-body.ts";
@@ -157,9 +158,8 @@ class Pool {
     else this.queue.push(ex);
   }
 
-  /** A new connection for this exchange. */
+  /** A new connection for this exchange (already enqueued here once). */
   private open(ex: ClientExchange): void {
-    ex.pool = this;
     const conn = new Connection(this);
     this.all.add(conn);
     conn.start(ex);
@@ -553,7 +553,7 @@ class Connection implements FlowControl {
     this.deadline = 0;
     this.keepAlive = keepAlive;
     if (keepAlive) this.readKeepAlive(raw);
-    const connection = connectionOf(raw);
+    const connection = joinedHeader(raw, "connection");
     const method = ex.req.method;
     if (method === "HEAD" || NO_BODY_STATUS.has(status)) {
       // No body is read (a HEAD answer's Content-Length describes a GET's). As undici, a connection
@@ -766,15 +766,6 @@ function announcesBody(raw: string[], lengthAllowed: boolean): boolean {
     if (k === "transfer-encoding" || (!lengthAllowed && k === "content-length" && (raw[i + 1] as string).trim() !== "0")) return true;
   }
   return false;
-}
-
-function connectionOf(raw: string[]): string | null {
-  let out: string | null = null;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const k = raw[i] as string;
-    if (k.length === 10 && k.toLowerCase() === "connection") out = out === null ? (raw[i + 1] as string) : `${out}, ${raw[i + 1] as string}`;
-  }
-  return out;
 }
 
 async function* readerChunks(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<Uint8Array> {

@@ -366,7 +366,6 @@ function httpDate(): string {
 /** How long a closing connection's further input is read and dropped before the socket is destroyed. */
 const LINGER_MS = 5_000;
 
-
 /** One client connection: its parser, the requests read and not yet answered, and its deadline. */
 class Connection {
   private readonly parser = new HTTPParser();

@@ -37,7 +37,7 @@ export function createNodeUpstream(opts: NodeUpstreamOptions = {}): UpstreamClie
 }
 
 /** https: upstreams (and any origin the HTTP/1.1 client does not take): undici. */
-export function createUndiciUpstream(opts: NodeUpstreamOptions = {}): UpstreamClient {
+function createUndiciUpstream(opts: NodeUpstreamOptions = {}): UpstreamClient {
   const agent = new Agent({
     connections: opts.connectionsPerOrigin ?? 256,
     keepAliveTimeout: 30_000,
