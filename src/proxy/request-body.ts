@@ -23,8 +23,23 @@ export async function readAll(body: BodySource, limit: number): Promise<Uint8Arr
   }
 }
 
-/** Streams a body through, failing the stream (and so the upstream exchange) once it passes `limit`. */
-export async function* capped(body: BodySource, limit: number, onExceeded: () => void): AsyncGenerator<Uint8Array> {
+/** What a body wrapped by `capped` reads from: an upstream client that abandons the body stops this, at once. */
+export const BODY_SOURCE: unique symbol = Symbol("isthmus.bodySource");
+
+/** A capped body: its chunks, and the source they come from. */
+export type CappedBody = AsyncGenerator<Uint8Array> & { readonly [BODY_SOURCE]: BodySource };
+
+/**
+ * Streams a body through, failing the stream (and so the upstream exchange) once it passes `limit`.
+ * The generator cannot be stopped while it waits for its source's next chunk (its return() queues
+ * behind that wait), so the source goes with it: a client that gives the body up destroys or cancels
+ * the source itself, and a stalled sender does not hold the exchange until its next chunk.
+ */
+export function capped(body: BodySource, limit: number, onExceeded: () => void): CappedBody {
+  return Object.assign(cappedChunks(body, limit, onExceeded), { [BODY_SOURCE]: body });
+}
+
+async function* cappedChunks(body: BodySource, limit: number, onExceeded: () => void): AsyncGenerator<Uint8Array> {
   let size = 0;
   for await (const chunk of body as AsyncIterable<Uint8Array>) {
     size += chunk.byteLength;

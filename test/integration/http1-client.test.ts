@@ -3,9 +3,11 @@
 // 1xx, HEAD, 204, close-delimited), the keep-alive pool and its races, timeouts, aborts, and
 // malformed or hostile answers. The gateway's own tests (forwarding, resilience, node-data-path)
 // run it end to end as well.
+import { spawn } from "node:child_process";
 import net from "node:net";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
+import { capped } from "../../src/proxy/request-body.ts";
 import { createHttp1Client, type Http1ClientOptions } from "../../src/runtime/http1-client.ts";
 import type { RelayBody } from "../../src/runtime/relay-body.ts";
 import { TryAbort, UpstreamError, type UpstreamClient, type UpstreamRequest, type UpstreamResponse } from "../../src/proxy/upstream.ts";
@@ -46,6 +48,7 @@ class RawUpstream {
         this.wake();
       });
       socket.on("error", () => undefined);
+      this.wake();
       let buf = Buffer.alloc(0);
       socket.on("data", (d: Buffer) => {
         this.received.set(id, (this.received.get(id) ?? "") + d.toString("latin1"));
@@ -205,6 +208,44 @@ async function failureOf(p: Promise<unknown>): Promise<UpstreamError> {
   return r;
 }
 
+/**
+ * An upstream that never completes a connect: a listener in another process whose accept queue is
+ * full (backlog 1 holds two connections) and whose event loop is blocked, so the kernel drops every
+ * later SYN and the connect waits, as it does for a host that has gone away.
+ */
+async function unansweringListener(): Promise<{ origin: string; close(): void }> {
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const s = require("node:net").createServer();
+       s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+         process.stdout.write(s.address().port + "\\n");
+         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+       });`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once("exit", (code) => reject(new Error(`the listener exited (${code})`)));
+  });
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const f = net.connect(port, "127.0.0.1");
+    f.on("error", () => undefined);
+    await new Promise<void>((r) => f.once("connect", () => r()));
+    fillers.push(f);
+  }
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    close: () => {
+      for (const f of fillers) f.destroy();
+      child.kill("SIGKILL");
+    },
+  };
+}
+
 const ok = (body = "ok", extra = "") => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
 describe("http1-client: the request on the wire", () => {
@@ -284,6 +325,19 @@ describe("http1-client: the request on the wire", () => {
     expect((await p).status).toBe(401);
     await up.until(() => up.sockets.size === 0);
     expect(cancelled).toBe(true);
+  });
+
+  it("a size-capped body (the route's limit) abandoned after an early answer stops its source at once, not at its next chunk", async () => {
+    const { up, client, origin } = await setup(() => undefined);
+    const source = new Readable({ read() {} });
+    source.push(Buffer.alloc(100));
+    const p = client.send(request(origin, { method: "POST", body: capped(source, 1_000_000, () => undefined) }));
+    await up.until(() => (up.received.get(1) ?? "").length > 100);
+    (up.sockets.values().next().value as net.Socket).write("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n");
+    expect((await p).status).toBe(401);
+    await up.until(() => up.sockets.size === 0);
+    // The source never sends another chunk: only stopping it at once ends it.
+    expect(source.destroyed).toBe(true);
   });
 
   it("a web ReadableStream body is streamed too", async () => {
@@ -643,6 +697,39 @@ describe("http1-client: failures and limits", () => {
     const req = request(`http://127.0.0.1:${port}`, { method: "POST", body: Buffer.from("x") });
     expect((await failureOf(client.send(req))).failure).toBe("connect");
     expect(req.ev.settled).toBe(1);
+  });
+
+  it("an abort while connecting rejects at once; the connect goes on and the connection serves the next request", async () => {
+    const { up, client, origin } = await setup((r) => r.socket.write(ok()), { connectionsPerOrigin: 1 });
+    const first = request(origin);
+    const p = client.send(first);
+    // Before the event loop turns: the connection has not even been asked of the kernel yet.
+    first.signal.abort(new UpstreamError("timeout", "request 10ms"));
+    expect((await failureOf(p)).message).toBe("request 10ms");
+    expect(first.ev.settled).toBe(1);
+    expect(await within(up.until(() => up.connections === 1), 5_000)).not.toBe(TIMED_OUT);
+    expect(await bodyText(await client.send(request(origin)))).toBe("ok");
+    // The aborted request never went out; the next one went on the connection it left.
+    expect(up.seen.map((r) => r.conn)).toEqual([1]);
+    expect(up.connections).toBe(1);
+  });
+
+  it("a connect that is never answered fails as a timeout after connectTimeoutMs; queued exchanges behind it fail the same way", async () => {
+    const stalled = await unansweringListener();
+    try {
+      const client = createHttp1Client({ connectTimeoutMs: 300, connectionsPerOrigin: 1 });
+      clients.push(client);
+      const first = request(stalled.origin);
+      const queued = request(stalled.origin);
+      const [a, b] = await Promise.all([failureOf(client.send(first)), failureOf(client.send(queued))]);
+      expect(a.failure).toBe("timeout");
+      expect(a.message).toMatch(/no connection within 300ms/);
+      expect(b.failure).toBe("timeout");
+      expect(first.ev.settled).toBe(1);
+      expect(queued.ev.settled).toBe(1);
+    } finally {
+      stalled.close();
+    }
   });
 
   it("a request that cannot be sent fails as a protocol error before any connection is asked for (even to an unreachable upstream)", async () => {
