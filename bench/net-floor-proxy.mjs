@@ -5,8 +5,8 @@
 // or error handling worth the name. It answers "how far can a Node process go on this machine at
 // all": the gap between it and nginx is Node's and the kernel's, whatever a proxy does on top.
 // As isthmus (and node:http) do, the parser reads each socket's handle itself: no Buffer and no
-// 'data' event per read. With 'data' events instead, it cost about 3 µs more per request (19-23
-// against 16-18 on the 2026-11-27 machine), which made it slower than isthmus-plain: no floor.
+// 'data' event per read. With 'data' events instead, it cost about 3 µs more per request (18.5-22
+// against 16-18 by hand on the 2026-11-27 machine, 21 against 18 in the bench), close to isthmus-plain's 24.
 import net from "node:net";
 import { HTTPParser, methods } from "_http_common";
 
@@ -56,6 +56,8 @@ function connectUpstream(then) {
   sock.on("close", () => {
     const i = idle.indexOf(sock);
     if (i >= 0) idle.splice(i, 1);
+    // Mid-exchange (a parse error destroys the socket without an 'error'): the client is not left waiting.
+    sock.client?.destroy();
   });
 }
 

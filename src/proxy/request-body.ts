@@ -32,8 +32,9 @@ export type CappedBody = AsyncGenerator<Uint8Array> & { readonly [BODY_SOURCE]: 
 /**
  * Streams a body through, failing the stream (and so the upstream exchange) once it passes `limit`.
  * The generator cannot be stopped while it waits for its source's next chunk (its return() queues
- * behind that wait), so the source goes with it: a client that gives the body up destroys or cancels
- * the source itself, and a stalled sender does not hold the exchange until its next chunk.
+ * behind that wait), so the source goes with it: a Node upstream client that gives the body up
+ * destroys the source itself (a Node stream, as the Node server's bodies are), and a stalled sender
+ * does not hold the exchange until its next chunk. A web stream source stays locked by the generator.
  */
 export function capped(body: BodySource, limit: number, onExceeded: () => void): CappedBody {
   return Object.assign(cappedChunks(body, limit, onExceeded), { [BODY_SOURCE]: body });

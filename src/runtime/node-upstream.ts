@@ -7,6 +7,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { Agent, errors } from "undici";
 import type { Dispatcher } from "undici";
+import { BODY_SOURCE, type CappedBody } from "../proxy/request-body.ts";
 import { UpstreamError, type TryAbort, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { createHttp1Client } from "./http1-client.ts";
 import { RelayBody } from "./relay-body.ts";
@@ -142,11 +143,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-function toNodeBody(body: UpstreamRequest["body"]): Readable | Uint8Array | null {
+/** The request body as undici takes it. Exported for its test. */
+export function toNodeBody(body: UpstreamRequest["body"]): Readable | Uint8Array | null {
   if (body === null || body instanceof Uint8Array) return body;
   if (body instanceof Readable) return body;
   if (body instanceof ReadableStream) return Readable.fromWeb(body as unknown as NodeReadableStream);
-  return Readable.from(body, { objectMode: false });
+  const wrapper = Readable.from(body, { objectMode: false });
+  // A size-capped body: destroying the wrapper only asks its generator to return, which waits behind
+  // the source's next chunk (and the wrapper's 'close' with it); its source is stopped first, at once,
+  // as the http: client does.
+  const source = (body as Partial<CappedBody>)[BODY_SOURCE];
+  if (source instanceof Readable) {
+    const destroyGenerator = wrapper._destroy.bind(wrapper);
+    wrapper._destroy = (err, cb) => {
+      if (!source.readableEnded) source.destroy();
+      destroyGenerator(err, cb);
+    };
+  }
+  return wrapper;
 }
 
 function flatten(headers: Record<string, string | string[] | undefined>): string[] {
