@@ -202,8 +202,10 @@ ${httpBody}
     return { proc, port };
   }
 
-  /** isthmus, the Node entry exactly as \`npm start\` runs it (the bundle buildIsthmus made), configured by a file. */
-  /** An isthmus process: this checkout's bundle, or `bundle` (another build, for bench/ab.ts). */
+  /**
+   * isthmus, the Node entry exactly as \`npm start\` runs it, configured by a file: the bundle buildIsthmus
+   * made, or `bundle` (another build, for bench/ab.ts).
+   */
   async isthmus(name: string, port: number, config: unknown, env: Record<string, string>, bundle = join(ROOT, "dist", "isthmus.mjs")): Promise<Running> {
     const file = join(this.dir, `${name}.json`);
     await writeFile(file, JSON.stringify(config));

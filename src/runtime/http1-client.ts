@@ -17,7 +17,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { HTTPParser, _checkInvalidHeaderChar, _checkIsHttpToken } from "_http_common";
 import { joinedHeader } from "./http1-server.ts";
-import { kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageBegin, kOnMessageComplete, ParserInput, type ExecuteResult } from "./llhttp-socket.ts";
+import { closeParser, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageBegin, kOnMessageComplete, ParserInput, type ExecuteResult } from "./llhttp-socket.ts";
 import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { RelayBody, type FlowControl } from "./relay-body.ts";
 import { BODY_SOURCE, type CappedBody } from "../proxy/request-body.ts";
@@ -295,7 +295,6 @@ class ClientExchange {
     this.req.events?.settled();
   }
 }
-
 
 const CONNECTING = 0;
 const READY = 1;
@@ -675,14 +674,9 @@ class Connection implements FlowControl {
     const wasReady = this.state === READY;
     this.state = GONE;
     this.deadline = 0;
-    const input = this.input;
-    if (input) input.release();
-    else {
-      // Never connected: the parser never read anything; it is closed the same way.
-      const p = this.parser;
-      for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete]) p[k] = null;
-      setImmediate(() => p.close());
-    }
+    // Never connected: the parser never read anything, and is let go all the same.
+    if (this.input) this.input.release();
+    else closeParser(this.parser);
     const ex = this.ex;
     this.ex = null;
     this.pending = null;

@@ -79,9 +79,13 @@ export class ParserInput {
    * stack has unwound.
    */
   release(): void {
-    const p = this.parser;
-    if (this.handle) p.unconsume();
-    for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete, kOnExecute]) p[k] = null;
-    setImmediate(() => p.close());
+    if (this.handle) this.parser.unconsume();
+    closeParser(this.parser);
   }
+}
+
+/** Lets a parser go: its callbacks dropped now, the native parser freed once the stack has unwound. */
+export function closeParser(p: HTTPParser): void {
+  for (const k of [kOnMessageBegin, kOnHeaders, kOnHeadersComplete, kOnBody, kOnMessageComplete, kOnExecute]) p[k] = null;
+  setImmediate(() => p.close());
 }
