@@ -74,6 +74,19 @@ export async function fixedRate(o: FixedRateOptions): Promise<FixedRateResult> {
   }
 }
 
+/** A round whose load generator sent late (send lag p99 over 1 ms): its own core stalled, and the stall went into that round's latencies. */
+export const CLIENT_STALL_US = 1000;
+
+/**
+ * The rounds to pool for comparing targets' tails: those in which the load generator kept its schedule.
+ * A stall of the generator is not the target's latency, and it falls on whichever target's round it meets.
+ * All rounds when none kept it, so that a target is never left without figures.
+ */
+export function unstalledRounds<R extends { sendLagP99us: number }>(rounds: R[]): R[] {
+  const kept = rounds.filter((r) => r.sendLagP99us <= CLIENT_STALL_US);
+  return kept.length > 0 ? kept : rounds;
+}
+
 /** Quantiles of latencies pooled over rounds (the same rule as openloop.c: the value at floor(q·n)). */
 export function pooled(latencies: Float64Array[]): { p50us: number; p90us: number; p99us: number; p999us: number; maxUs: number; requests: number; over500us: number; over1ms: number } {
   const n = latencies.reduce((s, l) => s + l.length, 0);

@@ -8,7 +8,7 @@
 // It installs nothing: when wrk, nginx, redis-server or a C compiler is missing it says what to install.
 import { cpus, loadavg, totalmem } from "node:os";
 import { request } from "undici";
-import { buildOpenLoop, fixedRate, hasCompiler, pooled, type FixedRateResult } from "./fixed-rate.ts";
+import { buildOpenLoop, CLIENT_STALL_US, fixedRate, hasCompiler, pooled, unstalledRounds, type FixedRateResult } from "./fixed-rate.ts";
 import { describePinning, move, pinning, pinSelf, unpinSelf } from "./pinning.ts";
 import { cpuSeconds, rssKiB } from "./proc.ts";
 import { roundOrder, saturationCycle } from "./run-order.ts";
@@ -171,6 +171,8 @@ async function compare(targets: Target[]): Promise<void> {
     }
   }
   const pool = (k: string) => pooled((rate.get(k) ?? []).map((r) => r.latenciesUs));
+  // The tail goal compares rounds in which the load generator kept its schedule (see unstalledRounds).
+  const poolKept = (k: string) => pooled(unstalledRounds(rate.get(k) ?? []).map((r) => r.latenciesUs));
   const med = (m: Map<string, LoadResult[]>, k: string) => medianOf(m.get(k) ?? []);
   console.log(`
 ### Saturation: wrk -c${CONNECTIONS}, medians of ${ROUNDS} rounds
@@ -201,15 +203,15 @@ ${latencyTargets.map((t) => row(t.name, med(lowOneCore, t.name))).join("\n")}`
 Latency from each request's due time. "direct" is the floor: the load generator, the upstream and the machine's own stalls.
 "> 500 µs" and "> 1 ms" are the shares of requests slower than that: they count the slow requests a p99 inside a cluster of stalls hides.
 "client stalled" counts the rounds in which the load generator itself sent late (its send lag p99 over 1 ms): its own core stalled, and
-those rounds' latencies carry that stall whichever target they measured.
-| target | requests | p50 | p90 | p99 | p99.9 | max | > 500 µs | > 1 ms | errors | client stalled | p99 by round |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
+those rounds' latencies carry that stall whichever target they measured. "p99, client kept time" pools only the other rounds: the tail goal uses it.
+| target | requests | p50 | p90 | p99 | p99.9 | max | > 500 µs | > 1 ms | errors | client stalled | p99, client kept time | p99 by round |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
 ${latencyTargets
   .filter((t) => rate.has(t.name))
   .map((t) => {
     const p = pool(t.name);
     const rs = rate.get(t.name) ?? [];
-    return `| ${t.name} | ${p.requests.toLocaleString("en")} | ${fmtUs(p.p50us)} | ${fmtUs(p.p90us)} | ${fmtUs(p.p99us)} | ${fmtUs(p.p999us)} | ${fmtUs(p.maxUs)} | ${pct(p.over500us)} | ${pct(p.over1ms)} | ${rs.reduce((s, r) => s + r.errors, 0)} | ${rs.filter((r) => r.sendLagP99us > 1000).length} of ${rs.length} | ${rs.map((r) => fmtUs(r.p99us)).join(", ")} |`;
+    return `| ${t.name} | ${p.requests.toLocaleString("en")} | ${fmtUs(p.p50us)} | ${fmtUs(p.p90us)} | ${fmtUs(p.p99us)} | ${fmtUs(p.p999us)} | ${fmtUs(p.maxUs)} | ${pct(p.over500us)} | ${pct(p.over1ms)} | ${rs.reduce((s, r) => s + r.errors, 0)} | ${rs.filter((r) => r.sendLagP99us > CLIENT_STALL_US).length} of ${rs.length} | ${fmtUs(poolKept(t.name).p99us)} | ${rs.map((r) => fmtUs(r.p99us)).join(", ")} |`;
   })
   .join("\n")}`);
   if (pairs.size > 0) {
@@ -296,12 +298,19 @@ ${[...pairs.entries()]
     }
   }
   if (rate.has("isthmus-full") && rate.has("nginx")) {
-    const v = ratio(pool("isthmus-full").p99us, pool("nginx").p99us);
+    const v = ratio(poolKept("isthmus-full").p99us, poolKept("nginx").p99us);
     const full = rate.get("isthmus-full") ?? [];
     const byRound = full.map((r, i) => ratio(r.p99us, rate.get("nginx")?.[i]?.p99us ?? NaN));
-    goal(`isthmus-full p99 / nginx p99 at ${RATE} req/s (pooled)`, v, v <= 1.5, `<= 1.5; by round: ${byRound.map((x) => x.toFixed(2)).join(", ")} (median ${medianNumber(byRound).toFixed(2)})`);
+    const stalled = (k: string) => (rate.get(k) ?? []).filter((r) => r.sendLagP99us > CLIENT_STALL_US).length;
+    goal(
+      `isthmus-full p99 / nginx p99 at ${RATE} req/s (pooled over the rounds in which the load generator kept time)`,
+      v,
+      v <= 1.5,
+      `<= 1.5; rounds left out for a client stall: isthmus-full ${stalled("isthmus-full")}, nginx ${stalled("nginx")}; by round: ${byRound.map((x) => x.toFixed(2)).join(", ")} (median ${medianNumber(byRound).toFixed(2)})`,
+    );
+    goal(`isthmus-full p99 / nginx p99 at ${RATE} req/s (pooled over every round)`, ratio(pool("isthmus-full").p99us, pool("nginx").p99us), null, "(stalled rounds included, as the bench reported it before)");
     for (const other of ["node-floor", "net-floor", "fastify-proxy", "isthmus-plain"]) {
-      if (rate.has(other)) goal(`${other} p99 / nginx p99 at ${RATE} req/s (pooled)`, ratio(pool(other).p99us, pool("nginx").p99us), null, "");
+      if (rate.has(other)) goal(`${other} p99 / nginx p99 at ${RATE} req/s (pooled, client kept time)`, ratio(poolKept(other).p99us, poolKept("nginx").p99us), null, "");
     }
   }
   console.log(`

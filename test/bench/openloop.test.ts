@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { fixedRate, pooled } from "../../bench/fixed-rate.ts";
+import { CLIENT_STALL_US, fixedRate, pooled, unstalledRounds } from "../../bench/fixed-rate.ts";
 
 let server: Server | null = null;
 
@@ -122,5 +122,18 @@ describe("pooled quantiles", () => {
     expect(p.over1ms).toBe(2 / 8);
     expect(pooled([Float64Array.from([1, 2, 3])]).over500us).toBe(0);
     expect(pooled([]).over1ms).toBeNaN();
+  });
+});
+
+describe("rounds for the tail goal", () => {
+  it("leaves out the rounds in which the load generator sent late, the 1 ms threshold itself kept", () => {
+    const rounds = [{ sendLagP99us: 40, n: 1 }, { sendLagP99us: 38_000, n: 2 }, { sendLagP99us: CLIENT_STALL_US, n: 3 }, { sendLagP99us: CLIENT_STALL_US + 1, n: 4 }];
+    expect(unstalledRounds(rounds).map((r) => r.n)).toEqual([1, 3]);
+  });
+
+  it("keeps every round when none kept time, so a target still has figures", () => {
+    const rounds = [{ sendLagP99us: 5000 }, { sendLagP99us: 2000 }];
+    expect(unstalledRounds(rounds)).toEqual(rounds);
+    expect(unstalledRounds([])).toEqual([]);
   });
 });
