@@ -173,6 +173,7 @@ async function compare(targets: Target[]): Promise<void> {
   const pool = (k: string) => pooled((rate.get(k) ?? []).map((r) => r.latenciesUs));
   // The tail goal compares rounds in which the load generator kept its schedule (see unstalledRounds).
   const poolKept = (k: string) => pooled(unstalledRounds(rate.get(k) ?? []).map((r) => r.latenciesUs));
+  const stalledRounds = (k: string) => (rate.get(k) ?? []).filter((r) => r.sendLagP99us > CLIENT_STALL_US).length;
   const med = (m: Map<string, LoadResult[]>, k: string) => medianOf(m.get(k) ?? []);
   console.log(`
 ### Saturation: wrk -c${CONNECTIONS}, medians of ${ROUNDS} rounds
@@ -211,7 +212,7 @@ ${latencyTargets
   .map((t) => {
     const p = pool(t.name);
     const rs = rate.get(t.name) ?? [];
-    return `| ${t.name} | ${p.requests.toLocaleString("en")} | ${fmtUs(p.p50us)} | ${fmtUs(p.p90us)} | ${fmtUs(p.p99us)} | ${fmtUs(p.p999us)} | ${fmtUs(p.maxUs)} | ${pct(p.over500us)} | ${pct(p.over1ms)} | ${rs.reduce((s, r) => s + r.errors, 0)} | ${rs.filter((r) => r.sendLagP99us > CLIENT_STALL_US).length} of ${rs.length} | ${fmtUs(poolKept(t.name).p99us)} | ${rs.map((r) => fmtUs(r.p99us)).join(", ")} |`;
+    return `| ${t.name} | ${p.requests.toLocaleString("en")} | ${fmtUs(p.p50us)} | ${fmtUs(p.p90us)} | ${fmtUs(p.p99us)} | ${fmtUs(p.p999us)} | ${fmtUs(p.maxUs)} | ${pct(p.over500us)} | ${pct(p.over1ms)} | ${rs.reduce((s, r) => s + r.errors, 0)} | ${stalledRounds(t.name)} of ${rs.length} | ${fmtUs(poolKept(t.name).p99us)} | ${rs.map((r) => fmtUs(r.p99us)).join(", ")} |`;
   })
   .join("\n")}`);
   if (pairs.size > 0) {
@@ -301,12 +302,11 @@ ${[...pairs.entries()]
     const v = ratio(poolKept("isthmus-full").p99us, poolKept("nginx").p99us);
     const full = rate.get("isthmus-full") ?? [];
     const byRound = full.map((r, i) => ratio(r.p99us, rate.get("nginx")?.[i]?.p99us ?? NaN));
-    const stalled = (k: string) => (rate.get(k) ?? []).filter((r) => r.sendLagP99us > CLIENT_STALL_US).length;
     goal(
       `isthmus-full p99 / nginx p99 at ${RATE} req/s (pooled over the rounds in which the load generator kept time)`,
       v,
       v <= 1.5,
-      `<= 1.5; rounds left out for a client stall: isthmus-full ${stalled("isthmus-full")}, nginx ${stalled("nginx")}; by round: ${byRound.map((x) => x.toFixed(2)).join(", ")} (median ${medianNumber(byRound).toFixed(2)})`,
+      `<= 1.5; rounds left out for a client stall: isthmus-full ${stalledRounds("isthmus-full")}, nginx ${stalledRounds("nginx")}; by round: ${byRound.map((x) => x.toFixed(2)).join(", ")} (median ${medianNumber(byRound).toFixed(2)})`,
     );
     goal(`isthmus-full p99 / nginx p99 at ${RATE} req/s (pooled over every round)`, ratio(pool("isthmus-full").p99us, pool("nginx").p99us), null, "(stalled rounds included, as the bench reported it before)");
     for (const other of ["node-floor", "net-floor", "fastify-proxy", "isthmus-plain"]) {
