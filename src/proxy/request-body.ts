@@ -24,7 +24,7 @@ export async function readAll(body: BodySource, limit: number): Promise<Uint8Arr
 }
 
 /** What a body wrapped by `capped` reads from: an upstream client that abandons the body stops this, at once. */
-export const BODY_SOURCE: unique symbol = Symbol("isthmus.bodySource");
+const BODY_SOURCE: unique symbol = Symbol("isthmus.bodySource");
 
 /** A capped body: its chunks, and the source they come from. */
 export type CappedBody = AsyncGenerator<Uint8Array> & { readonly [BODY_SOURCE]: BodySource };
@@ -38,6 +38,11 @@ export type CappedBody = AsyncGenerator<Uint8Array> & { readonly [BODY_SOURCE]: 
  */
 export function capped(body: BodySource, limit: number, onExceeded: () => void): CappedBody {
   return Object.assign(cappedChunks(body, limit, onExceeded), { [BODY_SOURCE]: body });
+}
+
+/** The source a `capped` body reads from; undefined for any other body. */
+export function cappedSource(body: object): BodySource | undefined {
+  return (body as Partial<CappedBody>)[BODY_SOURCE];
 }
 
 async function* cappedChunks(body: BodySource, limit: number, onExceeded: () => void): AsyncGenerator<Uint8Array> {

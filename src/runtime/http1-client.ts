@@ -20,7 +20,7 @@ import { joinedHeader } from "./http1-server.ts";
 import { closeParser, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageBegin, kOnMessageComplete, ParserInput, type ExecuteResult } from "./llhttp-socket.ts";
 import { UpstreamError, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { RelayBody, type FlowControl } from "./relay-body.ts";
-import { BODY_SOURCE, type CappedBody } from "../proxy/request-body.ts";
+import { cappedSource } from "../proxy/request-body.ts";
 
 export interface Http1ClientOptions {
   /** Connections per upstream origin; requests beyond them wait in a queue. */
@@ -486,7 +486,7 @@ class Connection implements FlowControl {
         chunks = readerChunks(reader);
       } else {
         // A capped body (the size limit) reads from the client's own stream: that is what stopping it stops.
-        const source = (body as Partial<CappedBody>)[BODY_SOURCE] ?? body;
+        const source = cappedSource(body) ?? body;
         if (source instanceof Readable) this.pumping = source;
         chunks = body as AsyncIterable<Uint8Array>;
       }

@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { Agent, errors } from "undici";
 import type { Dispatcher } from "undici";
-import { BODY_SOURCE, type CappedBody } from "../proxy/request-body.ts";
+import { cappedSource } from "../proxy/request-body.ts";
 import { UpstreamError, type TryAbort, type UpstreamClient, type UpstreamFailure, type UpstreamRequest, type UpstreamResponse } from "../proxy/upstream.ts";
 import { createHttp1Client } from "./http1-client.ts";
 import { RelayBody } from "./relay-body.ts";
@@ -152,7 +152,7 @@ export function toNodeBody(body: UpstreamRequest["body"]): Readable | Uint8Array
   // A size-capped body: destroying the wrapper only asks its generator to return, which waits behind
   // the source's next chunk (and the wrapper's 'close' with it); its source is stopped first, at once,
   // as the http: client does.
-  const source = (body as Partial<CappedBody>)[BODY_SOURCE];
+  const source = cappedSource(body);
   if (source instanceof Readable) {
     const destroyGenerator = wrapper._destroy.bind(wrapper);
     wrapper._destroy = (err, cb) => {
